@@ -1,0 +1,1 @@
+"""Backend plugins shipped with vidbridge (each registers through the ``vidbridge`` entry-point group)."""
