@@ -1,0 +1,120 @@
+"""vidbridge: one reliable way for host applications to talk to generative-video backends.
+
+Quick use::
+
+    import vidbridge
+
+    with vidbridge.connect("http://127.0.0.1:7860") as session:
+        job = session.submit(vidbridge.GenerationRequest(prompt="a red fox in snow", frames=17))
+        for status in job.updates():
+            print(status.phase, status.progress)
+        artifacts = job.result(output_dir="outputs")
+
+The namespace is flat and lazy: names are imported on first use, so ``import vidbridge`` is cheap
+and starts no threads. (Lazy loading also lets ``vidbridge.plugins.mock_backend`` run in an
+environment that holds only gradio.)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "VidbridgeError": "errors",
+    "InvalidRequestError": "errors",
+    "PluginError": "errors",
+    "BackendError": "errors",
+    "TransportError": "errors",
+    "BackendConnectionError": "errors",
+    "TransientServerError": "errors",
+    "RateLimitedError": "errors",
+    "AuthenticationError": "errors",
+    "RejectedError": "errors",
+    "JobFailedError": "errors",
+    "JobCancelledError": "errors",
+    "JobTimeoutError": "errors",
+    "IntegrityError": "errors",
+    # models
+    "Phase": "models",
+    "Endpoint": "models",
+    "Credentials": "models",
+    "LoRA": "models",
+    "GenerationRequest": "models",
+    "JobStatus": "models",
+    "ErrorInfo": "models",
+    "Artifact": "models",
+    "Provenance": "models",
+    "CancelResult": "models",
+    # plugin contract
+    "hookimpl": "hookspecs",
+    "hookspec": "hookspecs",
+    "DiscoverOptions": "context",
+    "ConnectOptions": "context",
+    "get_plugin_manager": "plugins",
+    "PluginManager": "plugins",
+    # host API
+    "Client": "client",
+    "Session": "session",
+    "Job": "job",
+    "connect": "client",
+    "discover": "client",
+    "download_verified": "download",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidbridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # cache: later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .client import Client, connect, discover
+    from .context import ConnectOptions, DiscoverOptions
+    from .download import download_verified
+    from .errors import (
+        AuthenticationError,
+        BackendConnectionError,
+        BackendError,
+        IntegrityError,
+        InvalidRequestError,
+        JobCancelledError,
+        JobFailedError,
+        JobTimeoutError,
+        PluginError,
+        RateLimitedError,
+        RejectedError,
+        TransientServerError,
+        TransportError,
+        VidbridgeError,
+    )
+    from .hookspecs import hookimpl, hookspec
+    from .job import Job
+    from .models import (
+        Artifact,
+        CancelResult,
+        Credentials,
+        Endpoint,
+        ErrorInfo,
+        GenerationRequest,
+        JobStatus,
+        LoRA,
+        Phase,
+        Provenance,
+    )
+    from .plugins import PluginManager, get_plugin_manager
+    from .session import Session

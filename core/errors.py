@@ -1,0 +1,172 @@
+"""The vidbridge error tree.
+
+Every failure vidbridge reports is a :class:`VidbridgeError`. The class says what went wrong and
+its ``retryable`` attribute says whether trying the same thing again may succeed::
+
+    VidbridgeError
+    ├── InvalidRequestError          bad input, refused before any network call   (not retryable)
+    ├── PluginError                  a plugin failed to load or broke the contract (not retryable)
+    └── BackendError                 something about a backend (carries ``endpoint``)
+        ├── TransportError           the exchange itself failed                    (retryable)
+        │   ├── BackendConnectionError   cannot reach the server / connection lost (retryable)
+        │   ├── TransientServerError     HTTP 5xx, queue full                      (retryable)
+        │   └── RateLimitedError         HTTP 429, carries ``retry_after``         (retryable)
+        ├── AuthenticationError      credentials missing or refused                (not retryable)
+        ├── RejectedError            the backend refused the request (validation),
+        │                            carries the backend's ``server_message``      (not retryable)
+        ├── JobFailedError           the job ran and failed on the server          (not retryable)
+        ├── JobCancelledError        the job was cancelled                         (not retryable)
+        ├── JobTimeoutError          a deadline passed (also a ``TimeoutError``)   (retryable)
+        └── IntegrityError           a download failed verification (size, SHA-256,
+                                     container)                                    (retryable)
+
+Retry policies test ``error.retryable`` (see :mod:`vidbridge.retry`), never lists of classes.
+Messages never contain secrets: credentials are :class:`pydantic.SecretStr` and are not
+formatted into any text.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "VidbridgeError",
+    "InvalidRequestError",
+    "PluginError",
+    "BackendError",
+    "TransportError",
+    "BackendConnectionError",
+    "TransientServerError",
+    "RateLimitedError",
+    "AuthenticationError",
+    "RejectedError",
+    "JobFailedError",
+    "JobCancelledError",
+    "JobTimeoutError",
+    "IntegrityError",
+]
+
+
+class VidbridgeError(Exception):
+    """Root of every error vidbridge raises.
+
+    ``retryable`` tells whether repeating the same operation may succeed.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description: ``{"type": class name, "message": text, "retryable": bool}``."""
+        return {"type": type(self).__name__, "message": self.message, "retryable": self.retryable}
+
+
+class InvalidRequestError(VidbridgeError, ValueError):
+    """The caller's input is invalid; raised before any network call.
+
+    ``field`` names the offending input and ``allowed`` describes what would be accepted.
+    Not retryable.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, allowed: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.allowed = allowed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "field": self.field, "allowed": self.allowed}
+
+
+class PluginError(VidbridgeError):
+    """A plugin could not be loaded, or returned something that breaks the hook contract.
+
+    ``plugin`` names the plugin. Not retryable.
+    """
+
+    def __init__(self, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
+class BackendError(VidbridgeError):
+    """Something went wrong talking to, or inside, a backend. ``endpoint`` is the server URL."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "endpoint": self.endpoint}
+
+
+class TransportError(BackendError):
+    """The request/response exchange failed for a transient reason. Retryable."""
+
+    retryable = True
+
+
+class BackendConnectionError(TransportError):
+    """The server cannot be reached, or the connection was lost mid-way. Retryable."""
+
+
+class TransientServerError(TransportError):
+    """The server answered with a transient failure (HTTP 5xx, queue full). Retryable."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status_code: int | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.status_code = status_code
+
+
+class RateLimitedError(TransportError):
+    """The server asked us to slow down (HTTP 429). ``retry_after`` is in seconds, if given. Retryable."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(BackendError):
+    """Credentials are missing or were refused; ``reason`` says which credential. Not retryable."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.reason = reason
+
+
+class RejectedError(BackendError):
+    """The backend refused the request (its own validation). Not retryable.
+
+    ``server_message`` is the backend's text, verbatim.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, server_message: str | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.server_message = server_message
+
+
+class JobFailedError(BackendError):
+    """The job ran on the backend and failed there. Not retryable (it would run again)."""
+
+
+class JobCancelledError(BackendError):
+    """The job was cancelled; ``server_stopped`` says whether the backend stopped the work. Not retryable."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, server_stopped: bool | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.server_stopped = server_stopped
+
+
+class JobTimeoutError(BackendError, builtins.TimeoutError):
+    """A deadline passed (connect, request or whole job). Retryable: the backend may be slow."""
+
+    retryable = True
+
+
+class IntegrityError(BackendError):
+    """A downloaded artifact failed verification (size, SHA-256 or container). Retryable."""
+
+    retryable = True
