@@ -272,9 +272,9 @@ class GenerationRequest(_Input):
 
 
 class ErrorInfo(BaseModel):
-    """A failure, as data: the error class name and its message."""
+    """A failure, as data: the error class name, its message, and its extra attributes."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     type: str
     message: str
@@ -306,6 +306,11 @@ class JobStatus(BaseModel):
     def is_terminal(self) -> bool:
         """True once the job is completed, failed or cancelled."""
         return self.phase.is_terminal
+
+    def same_state(self, other: JobStatus) -> bool:
+        """True when ``other`` differs from this snapshot at most in its timestamps."""
+        ignore = {"updated_at", "phase_started_at"}
+        return self.model_dump(exclude=ignore) == other.model_dump(exclude=ignore)
 
     def evolve(self, **changes: Any) -> JobStatus:
         """A new snapshot with ``changes`` applied, timestamps kept up to date.

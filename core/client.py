@@ -1,0 +1,270 @@
+"""The host-facing entry point: plugins, discovery and connections.
+
+:class:`Client` owns the plugin manager and one pooled :class:`httpx.Client` shared by every
+plugin for its own HTTP calls (probes, downloads). :func:`connect` and :func:`discover` are
+shortcuts that use a private client for the duration of the call or session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import httpx
+
+from .context import ConnectOptions, DiscoverOptions
+from .errors import BackendConnectionError, InvalidRequestError, PluginError, VidbridgeError
+from .models import Credentials, Endpoint, build
+from .plugins import PluginInfo, PluginManager, get_plugin_manager
+from .retry import retrying
+from .session import Session
+
+__all__ = ["Client", "connect", "discover", "default_cache_dir"]
+
+log = logging.getLogger("vidbridge.client")
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache folder (``VIDBRIDGE_CACHE_DIR`` overrides it)."""
+    override = os.environ.get("VIDBRIDGE_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vidbridge"))
+
+
+def _credentials(value: Credentials | Mapping[str, Any] | None) -> Credentials:
+    if value is None:
+        return Credentials()
+    if isinstance(value, Credentials):
+        return value
+    return build(Credentials, **value)
+
+
+class Client:
+    """Plugins, discovery and sessions. Thread-safe; close it (``with``) when done.
+
+    :param plugin_manager: defaults to :func:`vidbridge.get_plugin_manager` (installed plugins).
+    :param http: a pooled :class:`httpx.Client` to share with plugins; by default the client
+        makes (and closes) its own.
+    :param verify_tls: verify HTTPS certificates.
+    :param cache_dir: cache folder (API descriptions, upload records).
+    :param connect_timeout: seconds per connection attempt.
+    :param request_timeout: seconds per ordinary request (generation streams are not cut).
+    :param max_sessions: backend sessions at once per server (parallel jobs).
+    :param retry_attempts: attempts for transient, repeatable operations.
+    :param poll_interval: longest wait of one status call (the status hook may return sooner).
+    """
+
+    def __init__(
+        self,
+        *,
+        plugin_manager: PluginManager | None = None,
+        http: httpx.Client | None = None,
+        verify_tls: bool = True,
+        cache_dir: str | Path | None = None,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+        max_sessions: int = 4,
+        retry_attempts: int = 4,
+        poll_interval: float = 0.5,
+    ) -> None:
+        if max_sessions < 1:
+            raise InvalidRequestError("max_sessions must be at least 1", field="max_sessions", allowed=">= 1")
+        self.plugin_manager = plugin_manager or get_plugin_manager()
+        self._owns_http = http is None
+        self._http = http or httpx.Client(
+            verify=verify_tls,
+            timeout=httpx.Timeout(request_timeout, read=request_timeout),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            follow_redirects=True,
+        )
+        self._options = ConnectOptions(
+            connect_timeout=connect_timeout,
+            request_timeout=request_timeout,
+            verify_tls=verify_tls,
+            http=self._http,
+            cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+            max_sessions=max_sessions,
+            retry_attempts=retry_attempts,
+        )
+        self._poll_interval = poll_interval
+        self._sessions: list[Session] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        names = ", ".join(info.name for info in self.plugins() if not info.error)
+        return f"<vidbridge.Client plugins=[{names}]>"
+
+    @property
+    def http(self) -> httpx.Client:
+        """The pooled HTTP client shared with plugins."""
+        return self._http
+
+    def plugins(self) -> list[PluginInfo]:
+        """The loaded plugins (and the ones that failed to load, with their error)."""
+        return self.plugin_manager.plugin_infos()
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    def discover(
+        self,
+        urls: Iterable[str] = (),
+        *,
+        probe_local: bool = True,
+        timeout: float = 1.0,
+        credentials: Credentials | Mapping[str, Any] | None = None,
+    ) -> list[Endpoint]:
+        """Ask every plugin which endpoints it can reach; results merged by URL.
+
+        :param urls: URLs to check (in addition to what plugins find themselves).
+        :param probe_local: let plugins probe their backend's usual local ports.
+        :param timeout: seconds the discovery may take.
+        """
+        checked = tuple(build(Endpoint, url=url).url for url in urls)
+        options = DiscoverOptions(
+            urls=checked,
+            probe_local=probe_local,
+            timeout=timeout,
+            credentials=_credentials(credentials),
+            http=self._http,
+        )
+        merged: dict[str, Endpoint] = {}
+        for plugin_name, found in self.plugin_manager.broadcast("vidbridge_discover", options=options):
+            for endpoint in found or ():
+                if not isinstance(endpoint, Endpoint):
+                    log.warning("plugin %r returned %r from discover; ignored", plugin_name, endpoint)
+                    continue
+                if endpoint.healthy and not endpoint.backend:
+                    endpoint = endpoint.model_copy(update={"backend": plugin_name})
+                known = merged.get(endpoint.url)
+                if known is None or (endpoint.healthy and endpoint.backend and not (known.healthy and known.backend)):
+                    merged[endpoint.url] = endpoint
+        for url in checked:
+            merged.setdefault(url, Endpoint(url=url, healthy=False, note="no plugin recognised this server"))
+        return sorted(merged.values(), key=lambda endpoint: (not endpoint.healthy, endpoint.url))
+
+    def identify(self, url: str, credentials: Credentials | Mapping[str, Any] | None = None) -> Endpoint:
+        """Find which plugin owns the server at ``url``.
+
+        :raises BackendConnectionError: no plugin recognised it (the message says why).
+        """
+        endpoints = self.discover([url], probe_local=False, timeout=max(2.0, self._options.connect_timeout),
+                                  credentials=credentials)
+        wanted = build(Endpoint, url=url).url
+        endpoint = next(item for item in endpoints if item.url == wanted)
+        if not (endpoint.healthy and endpoint.backend):
+            raise BackendConnectionError(f"cannot use {wanted}: {endpoint.note or 'unreachable'}", endpoint=wanted)
+        return endpoint
+
+    async def adiscover(self, urls: Iterable[str] = (), **kwargs: Any) -> list[Endpoint]:
+        """Async twin of :meth:`discover`."""
+        return await asyncio.to_thread(lambda: self.discover(list(urls), **kwargs))
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def connect(
+        self,
+        target: str | Endpoint,
+        *,
+        credentials: Credentials | Mapping[str, Any] | None = None,
+        backend: str | None = None,
+    ) -> Session:
+        """Open a :class:`Session` to ``target`` (a URL or a discovered :class:`Endpoint`).
+
+        :param backend: the plugin to use; by default the one that recognises the server.
+        :raises AuthenticationError: credentials missing or refused.
+        :raises BackendConnectionError: the server cannot be reached or no plugin recognises it.
+        """
+        if self._closed:
+            raise VidbridgeError("this vidbridge.Client is closed")
+        creds = _credentials(credentials)
+        if isinstance(target, Endpoint):
+            endpoint = target
+        elif backend:
+            endpoint = build(Endpoint, url=target, backend=backend)
+        else:
+            endpoint = self.identify(target, creds)
+        if backend and endpoint.backend != backend:
+            endpoint = endpoint.model_copy(update={"backend": backend})
+        if endpoint.backend not in self.plugin_manager.backend_names():
+            raise PluginError(
+                f"no loaded plugin can connect to {endpoint.backend or 'unidentified'} endpoint {endpoint.url} "
+                f"(backends: {', '.join(self.plugin_manager.backend_names()) or 'none'})",
+                plugin=endpoint.backend or None,
+            )
+        native = retrying(attempts=self._options.retry_attempts, max_delay=self._options.connect_timeout * 3)(
+            self.plugin_manager.call_owner,
+            endpoint.backend,
+            "vidbridge_connect",
+            endpoint=endpoint,
+            credentials=creds,
+            options=self._options,
+        )
+        session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval)
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    async def aconnect(self, target: str | Endpoint, **kwargs: Any) -> Session:
+        """Async twin of :meth:`connect`."""
+        return await asyncio.to_thread(lambda: self.connect(target, **kwargs))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every session opened through this client, then the pooled HTTP client. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.to_thread(self.close)
+
+
+def connect(
+    target: str | Endpoint,
+    *,
+    credentials: Credentials | Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    **client_options: Any,
+) -> Session:
+    """Open a session with a private :class:`Client`, closed together with the session.
+
+    ``client_options`` are :class:`Client`'s keyword arguments.
+    """
+    client = Client(**client_options)
+    try:
+        session = client.connect(target, credentials=credentials, backend=backend)
+    except BaseException:
+        client.close()
+        raise
+    session._on_close = client.close
+    return session
+
+
+def discover(urls: Iterable[str] = (), **kwargs: Any) -> list[Endpoint]:
+    """Discover endpoints with a private :class:`Client` (see :meth:`Client.discover`)."""
+    with Client() as client:
+        return client.discover(urls, **kwargs)
