@@ -1,0 +1,392 @@
+"""The ``vidbridge`` command line.
+
+Commands: ``plugins``, ``discover``, ``models``, ``generate`` and those plugins add (the mock
+backend adds ``mock-server``). With ``--json`` a command prints exactly one JSON document on
+stdout; logs and progress go to stderr.
+
+Exit codes (:class:`ExitCode`): 0 success, 2 bad usage or invalid request, 3 cannot connect or
+authenticate, 4 job failed or rejected by the backend, 5 cancelled, 6 timed out, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+__all__ = ["main", "ExitCode", "build_parser"]
+
+log = logging.getLogger("vidbridge.cli")
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of the ``vidbridge`` command."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    CONNECTION = 3
+    JOB_FAILED = 4
+    CANCELLED = 5
+    TIMEOUT = 6
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code that reports ``error``."""
+    from . import errors
+
+    table: list[tuple[type[BaseException], ExitCode]] = [
+        (errors.InvalidRequestError, ExitCode.USAGE),
+        (errors.JobTimeoutError, ExitCode.TIMEOUT),
+        (errors.JobCancelledError, ExitCode.CANCELLED),
+        (errors.AuthenticationError, ExitCode.CONNECTION),
+        (errors.TransportError, ExitCode.CONNECTION),
+        (errors.RejectedError, ExitCode.JOB_FAILED),
+        (errors.JobFailedError, ExitCode.JOB_FAILED),
+        (errors.IntegrityError, ExitCode.JOB_FAILED),
+        (KeyboardInterrupt, ExitCode.CANCELLED),
+    ]
+    return next((code for kind, code in table if isinstance(error, kind)), ExitCode.ERROR)
+
+
+# -------------------------------------------------------------------------------------------------
+# Output helpers
+# -------------------------------------------------------------------------------------------------
+
+
+def _emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _say(text: str) -> None:
+    """A line for humans, on stderr (stdout is reserved for results)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+# -------------------------------------------------------------------------------------------------
+# Arguments
+# -------------------------------------------------------------------------------------------------
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server and credentials")
+    group.add_argument("--url", action="append", default=[], help="server URL (repeatable for discover)")
+    group.add_argument("--username", help="login name (gradio auth)")
+    group.add_argument(
+        "--password", help="login password (prefer the VIDBRIDGE_PASSWORD environment variable: argv is visible)"
+    )
+    group.add_argument("--token", help="Hugging Face token (or VIDBRIDGE_TOKEN)")
+    group.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra header, e.g. an API key"
+    )
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
+def _add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+
+
+def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
+    """The argument parser, including the commands plugins register."""
+    parser = argparse.ArgumentParser(
+        prog="vidbridge",
+        description="Talk to generative-video backends (Wan2GP and others) through plugins.",
+        epilog="Exit codes: 0 ok, 1 error, 2 invalid usage/request, 3 connection/auth, 4 job failed, "
+        "5 cancelled, 6 timeout.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = commands.add_parser("plugins", help="list installed plugins, their versions and hooks")
+    _add_json_argument(plugins)
+    plugins.set_defaults(handler=_cmd_plugins)
+
+    discover = commands.add_parser("discover", help="find backend servers (given URLs and usual local ports)")
+    _add_connection_arguments(discover)
+    discover.add_argument("--no-probe", action="store_true", help="only check the given URLs")
+    discover.add_argument("--timeout", type=float, default=1.0, help="seconds for the whole search (default 1)")
+    _add_json_argument(discover)
+    discover.set_defaults(handler=_cmd_discover)
+
+    models = commands.add_parser("models", help="list the models a server offers")
+    _add_connection_arguments(models)
+    _add_json_argument(models)
+    models.set_defaults(handler=_cmd_models)
+
+    generate = commands.add_parser("generate", help="generate a video and download it")
+    generate.add_argument("prompt")
+    _add_connection_arguments(generate)
+    request = generate.add_argument_group("request")
+    request.add_argument("--model", help="model id, e.g. t2v_1.3B (default: the server's current model)")
+    request.add_argument("--resolution", help="WIDTHxHEIGHT, e.g. 832x480")
+    request.add_argument("--frames", type=int, help="number of frames (Wan: 4k+1, e.g. 17, 81)")
+    request.add_argument("--steps", type=int, help="denoising steps")
+    request.add_argument("--guidance", type=float, help="guidance scale")
+    request.add_argument("--seed", type=int, help="seed (-1: random)")
+    request.add_argument("--sampler", help="sampler / solver name")
+    request.add_argument("--negative", default="", help="negative prompt")
+    request.add_argument("--image-start", type=Path, help="start image (image-to-video)")
+    request.add_argument("--image-end", type=Path, help="end image")
+    request.add_argument("--video", type=Path, help="control or source video")
+    request.add_argument("--audio", type=Path, help="audio input")
+    request.add_argument("--ref-image", type=Path, action="append", default=[], help="reference image (repeatable)")
+    request.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]", help="LoRA (repeatable)")
+    request.add_argument("--preset", help="accelerator preset, e.g. causvid")
+    request.add_argument("--settings", type=Path, help="a backend settings export (Wan2GP 'Export Settings' JSON)")
+    request.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="backend field (repeatable)")
+    generate.add_argument("--output", type=Path, default=Path("outputs"), help="output folder (default ./outputs)")
+    generate.add_argument("--timeout", type=float, help="seconds the whole job may take")
+    generate.add_argument("--backend", help="plugin to use (default: the one that recognises the server)")
+    _add_json_argument(generate)
+    generate.set_defaults(handler=_cmd_generate)
+
+    if plugin_manager is not None:
+        plugin_manager.hook.vidbridge_register_commands(subparsers=commands)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# -------------------------------------------------------------------------------------------------
+# Building inputs
+# -------------------------------------------------------------------------------------------------
+
+
+def credentials_from_args(args: argparse.Namespace) -> Any:
+    """Credentials from flags and environment (``VIDBRIDGE_PASSWORD``, ``VIDBRIDGE_TOKEN``)."""
+    from .errors import InvalidRequestError
+    from .models import Credentials
+
+    headers = {}
+    for raw in args.header:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise InvalidRequestError(f"--header {name.strip()!r}...: expected 'Name: value'", field="header")
+        headers[name.strip()] = value.strip()
+    password = args.password or os.environ.get("VIDBRIDGE_PASSWORD")
+    username = args.username or os.environ.get("VIDBRIDGE_USERNAME")
+    if password and not username:
+        raise InvalidRequestError("a password needs --username", field="username")
+    return Credentials(
+        username=username if password else None,
+        password=password if username else None,
+        token=args.token or os.environ.get("VIDBRIDGE_TOKEN"),
+        headers=headers,
+    )
+
+
+def request_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`GenerationRequest` the ``generate`` flags describe."""
+    from .errors import InvalidRequestError
+    from .models import GenerationRequest, LoRA
+
+    settings: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequestError(f"--set {item!r}: expected KEY=VALUE", field="set")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    fields = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative,
+        "model": args.model,
+        "resolution": args.resolution,
+        "frames": args.frames,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "loras": tuple(LoRA.parse(text) for text in args.lora),
+        "preset": args.preset,
+        "image_start": args.image_start,
+        "image_end": args.image_end,
+        "video": args.video,
+        "audio": args.audio,
+        "ref_images": tuple(args.ref_image),
+        "settings_file": args.settings,
+        "settings": settings,
+    }
+    return GenerationRequest(**fields)
+
+
+def _client(args: argparse.Namespace, manager: Any) -> Any:
+    from .client import Client
+
+    return Client(plugin_manager=manager, verify_tls=not getattr(args, "insecure", False))
+
+
+# -------------------------------------------------------------------------------------------------
+# Commands
+# -------------------------------------------------------------------------------------------------
+
+
+def _cmd_plugins(args: argparse.Namespace, manager: Any) -> int:
+    infos = manager.plugin_infos()
+    if args.json:
+        _emit_json({"plugins": [info.to_dict() for info in infos]})
+    else:
+        for info in infos:
+            origin = "built-in" if info.builtin else (info.distribution or "registered")
+            print(f"{info.name} {info.version or ''} ({origin})")
+            print(f"  hooks: {', '.join(info.hooks) or '-'}")
+            if info.error:
+                print(f"  error: {info.error}")
+    return ExitCode.OK
+
+
+def _cmd_discover(args: argparse.Namespace, manager: Any) -> int:
+    with _client(args, manager) as client:
+        endpoints = client.discover(
+            args.url, probe_local=not args.no_probe, timeout=args.timeout, credentials=credentials_from_args(args)
+        )
+    if args.json:
+        _emit_json({"endpoints": [endpoint.model_dump(mode="json") for endpoint in endpoints]})
+        return ExitCode.OK
+    if not endpoints:
+        _say("no servers found (give one with --url)")
+    for endpoint in endpoints:
+        state = f"{endpoint.backend} {endpoint.version or ''}".strip() if endpoint.healthy else endpoint.note
+        latency = f" {endpoint.latency_ms:.0f} ms" if endpoint.latency_ms is not None else ""
+        print(f"{endpoint.url}  {state}{latency}  models: {len(endpoint.models)}")
+    return ExitCode.OK
+
+
+def _cmd_models(args: argparse.Namespace, manager: Any) -> int:
+    with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, _embedded):
+        models = list(endpoint.models)
+    if args.json:
+        _emit_json({"endpoint": endpoint.url, "backend": endpoint.backend, "models": models})
+    else:
+        print("\n".join(models) if models else f"{endpoint.url} does not list its models")
+    return ExitCode.OK
+
+
+@contextlib.contextmanager
+def _endpoint(args: argparse.Namespace, client: Any, manager: Any) -> Iterator[tuple[Any, bool]]:
+    """The endpoint to use: ``--url``, else a discovered one, else the embedded backend."""
+    credentials = credentials_from_args(args)
+    if args.url:
+        yield client.identify(args.url[0], credentials), False
+        return
+    found = [endpoint for endpoint in client.discover(credentials=credentials) if endpoint.healthy and endpoint.backend]
+    if found:
+        _say(f"using {found[0].backend} server found at {found[0].url}")
+        yield found[0], False
+        return
+    embedded = manager.hook.vidbridge_embedded_backend(options={})
+    if embedded is None:
+        from .errors import BackendConnectionError
+
+        raise BackendConnectionError("no server configured (--url) or found, and no embedded backend is installed")
+    with embedded as url:
+        _say(f"no server configured or found: using the embedded mock backend at {url}")
+        yield client.identify(url, credentials), True
+
+
+def _cmd_generate(args: argparse.Namespace, manager: Any) -> int:
+    from .progress import ProgressDisplay
+
+    document: dict[str, Any] = {"status": None, "backend": None, "endpoint": None, "artifacts": []}
+    try:
+        request = request_from_args(args)  # refuse bad input before any network call
+        with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, embedded):
+            document.update(backend=endpoint.backend, endpoint=endpoint.url, embedded=embedded)
+            with client.connect(endpoint, credentials=credentials_from_args(args)) as session:
+                with ProgressDisplay(enabled=not args.json) as display:
+                    job = session.submit(request, output_dir=args.output, timeout=args.timeout,
+                                         on_status=display.update)
+                    document["job_id"] = job.id
+                    try:
+                        artifacts = job.result()
+                    except KeyboardInterrupt:
+                        _say("interrupted: cancelling the job on the server...")
+                        job.cancel()
+                        raise
+                document["status"] = job.status().phase.value
+                document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and not isinstance(exc, KeyboardInterrupt):
+            raise
+        code = exit_code_for(exc)
+        document["status"] = "cancelled" if code is ExitCode.CANCELLED else "failed"
+        document["error"] = _error_dict(exc)
+        _finish(args, document)
+        return code
+    _finish(args, document)
+    return ExitCode.OK
+
+
+def _error_dict(exc: BaseException) -> dict[str, Any]:
+    to_dict: Callable[[], dict[str, Any]] | None = getattr(exc, "to_dict", None)
+    if to_dict is not None:
+        return to_dict()
+    if isinstance(exc, KeyboardInterrupt):
+        return {"type": "KeyboardInterrupt", "message": "interrupted"}
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+def _finish(args: argparse.Namespace, document: dict[str, Any]) -> None:
+    if args.json:
+        _emit_json(document)
+        return
+    if document.get("error"):
+        _say(f"error: {document['error']['type']}: {document['error']['message']}")
+        return
+    for artifact in document["artifacts"]:
+        print(f"{artifact['path']}  sha256:{artifact['sha256']}  {artifact['size']} bytes")
+
+
+# -------------------------------------------------------------------------------------------------
+# Entry point
+# -------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    from .plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    parser = build_parser(manager)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(getattr(args, "verbose", 0), 2),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    try:
+        return int(handler(args, manager))
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return ExitCode.CANCELLED
+    except Exception as exc:
+        code = exit_code_for(exc)
+        if getattr(args, "json", False):
+            _emit_json({"status": "failed", "error": _error_dict(exc)})
+        else:
+            _say(f"error: {type(exc).__name__}: {exc}")
+        if code is ExitCode.ERROR:
+            log.debug("unexpected error", exc_info=True)
+        return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
