@@ -55,8 +55,8 @@ _EXPORTS: dict[str, str] = {
     "hookspec": "hookspecs",
     "DiscoverOptions": "context",
     "ConnectOptions": "context",
-    "get_plugin_manager": "plugins",
-    "PluginManager": "plugins",
+    "get_plugin_manager": "manager",
+    "PluginManager": "manager",
     # host API
     "Client": "client",
     "Session": "session",
@@ -116,5 +116,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Phase,
         Provenance,
     )
-    from .plugins import PluginManager, get_plugin_manager
+    from .manager import PluginManager, get_plugin_manager
     from .session import Session

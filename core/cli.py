@@ -358,7 +358,7 @@ def _finish(args: argparse.Namespace, document: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    from .plugins import get_plugin_manager
+    from .manager import get_plugin_manager
 
     manager = get_plugin_manager()
     parser = build_parser(manager)

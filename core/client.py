@@ -19,7 +19,7 @@ import httpx
 from .context import ConnectOptions, DiscoverOptions
 from .errors import BackendConnectionError, InvalidRequestError, PluginError, VidbridgeError
 from .models import Credentials, Endpoint, build
-from .plugins import PluginInfo, PluginManager, get_plugin_manager
+from .manager import PluginInfo, PluginManager, get_plugin_manager
 from .retry import retrying
 from .session import Session
 

@@ -13,7 +13,7 @@ from .job import Job, StatusCallback, new_job_id
 from .models import Artifact, Endpoint, GenerationRequest, build
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import PluginManager
+    from .manager import PluginManager
 
 __all__ = ["Session", "DEFAULT_OUTPUT_DIR"]
 

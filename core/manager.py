@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -30,7 +29,7 @@ from .errors import PluginError, VidbridgeError
 
 __all__ = ["PluginManager", "PluginInfo", "get_plugin_manager", "ENTRY_POINT_GROUP", "LOAD_PLUGINS_ENV"]
 
-log = logging.getLogger("vidbridge.plugins")
+log = logging.getLogger("vidbridge.manager")
 
 ENTRY_POINT_GROUP = "vidbridge"
 LOAD_PLUGINS_ENV = "VIDBRIDGE_LOAD_PLUGINS"
@@ -95,7 +94,7 @@ class PluginManager(pluggy.PluginManager):
                     plugin=entry_point.name,
                 )
                 self.load_errors[entry_point.name] = error
-                warnings.warn(error.message, RuntimeWarning, stacklevel=2)
+                log.warning("%s", error.message)
                 continue
             version = entry_point.dist.version if entry_point.dist else None
             self._metadata[entry_point.name] = (distribution, version, builtin)
