@@ -85,6 +85,8 @@ class PluginManager(pluggy.PluginManager):
                 continue
             if self.has_plugin(entry_point.name) or self.is_blocked(entry_point.name):
                 continue
+            version = entry_point.dist.version if entry_point.dist else None
+            self._metadata[entry_point.name] = (distribution, version, builtin)
             try:
                 plugin = entry_point.load()
                 self.register(plugin, name=entry_point.name)
@@ -96,8 +98,6 @@ class PluginManager(pluggy.PluginManager):
                 self.load_errors[entry_point.name] = error
                 log.warning("%s", error.message)
                 continue
-            version = entry_point.dist.version if entry_point.dist else None
-            self._metadata[entry_point.name] = (distribution, version, builtin)
         self.check_pending()
 
     # -- introspection ----------------------------------------------------------------------------
@@ -112,7 +112,8 @@ class PluginManager(pluggy.PluginManager):
             distribution, version, builtin = self._metadata.get(name, (None, None, False))
             infos.append(PluginInfo(name, hooks, distribution, version, builtin))
         for name, error in self.load_errors.items():
-            infos.append(PluginInfo(name, (), error=error.message))
+            distribution, version, builtin = self._metadata.get(name, (None, None, False))
+            infos.append(PluginInfo(name, (), distribution, version, builtin, error=error.message))
         return sorted(infos, key=lambda info: info.name)
 
     def backend_names(self) -> list[str]:
