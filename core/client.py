@@ -210,7 +210,13 @@ class Client:
         session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval)
         with self._lock:
             self._sessions.append(session)
+        session.add_close_callback(lambda: self._forget(session))
         return session
+
+    def _forget(self, session: Session) -> None:
+        with self._lock:
+            if session in self._sessions:
+                self._sessions.remove(session)
 
     async def aconnect(self, target: str | Endpoint, **kwargs: Any) -> Session:
         """Async twin of :meth:`connect`."""
@@ -260,7 +266,7 @@ def connect(
     except BaseException:
         client.close()
         raise
-    session._on_close = client.close
+    session.add_close_callback(client.close)
     return session
 
 

@@ -48,7 +48,7 @@ class Session:
         self._manager = manager
         self._native = native
         self._poll_interval = poll_interval
-        self._on_close = on_close
+        self._on_close: list[Callable[[], None]] = [on_close] if on_close else []
         self._jobs: list[Job] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -179,8 +179,8 @@ class Session:
             if close is not None:
                 close()
         finally:
-            if self._on_close is not None:
-                self._on_close()
+            for callback in self._on_close:
+                callback()
 
     def __enter__(self) -> Session:
         return self
@@ -193,6 +193,10 @@ class Session:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` after this session closed (used to release a private client)."""
+        self._on_close.append(callback)
 
     # -- plumbing -------------------------------------------------------------------------------
 
