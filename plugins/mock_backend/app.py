@@ -1,0 +1,136 @@
+"""The fake WanGP gradio app: recorded components and endpoints wired to :mod:`.handlers`.
+
+Endpoints are registered in the recorded order with functions named like WanGP's, and without
+``api_name``, so gradio names them exactly as on the real server (``save_inputs``,
+``save_inputs_1`` ...). By default only the generation-relevant endpoints are registered (the
+first :data:`COMPACT_COPIES` copies of each, so their names and suffixes match the recording);
+``full_surface=True`` registers all 608, the others as no-ops.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from typing import Any, Callable
+
+import gradio as gr
+
+from .backend import MockBackend
+from .components import build_component
+from .handlers import FormLayout, Handlers
+from .session import get_session
+from .spec import EndpointSpec, Surface, load_surface
+
+COMPACT_COPIES = 5  # copies of each implemented function registered in the compact surface
+# Extra copies some flows name explicitly (WanGP's Generate chain uses save_inputs_16).
+COMPACT_EXTRA = frozenset({"save_inputs_16"})
+
+
+def endpoint_function(endpoint: EndpointSpec, impl: Callable[..., Any] | None,
+                      session_of: Callable[[dict], Any], n_outputs: int) -> Callable[..., Any]:
+    """A function with the recorded name and parameter names that gradio can register.
+
+    gradio reads parameter names from ``inspect.signature`` and the api name from
+    ``__name__``; the implementation receives ``(session, {name: value})``.
+    """
+    names = endpoint.parameter_names
+    use_state = impl is not None
+    wants_progress = impl is not None and "progress" in inspect.signature(impl).parameters
+
+    def call(args: tuple) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        values = dict(zip(names, args))
+        extra = {"progress": args[len(names) + 1]} if wants_progress else {}
+        return session_of(args[len(names)]), values, extra
+
+    if impl is None:  # a no-op endpoint of the full surface: "no change" for every output
+        def function(*args: Any) -> Any:
+            updates = tuple(gr.update() for _ in range(n_outputs))
+            return updates[0] if n_outputs == 1 else (updates or None)
+    elif endpoint.generator:
+        def function(*args: Any) -> Any:
+            session, values, extra = call(args)
+            yield from impl(session, values, **extra)
+    else:
+        def function(*args: Any) -> Any:
+            session, values, extra = call(args)
+            return impl(session, values, **extra)
+
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                **({"default": None} if _defaults_to_none(p) else {}))
+              for n, p in zip(names, endpoint.parameters)]
+    if use_state:
+        params.append(inspect.Parameter("state", inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    if wants_progress:
+        params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=gr.Progress()))
+    function.__signature__ = inspect.Signature(params, __validate_parameters__=False)
+    function.__name__ = function.__qualname__ = endpoint.function_name
+    return function
+
+
+def _defaults_to_none(parameter: dict[str, Any]) -> bool:
+    # view_api shows has_default with a None default only when the function's own default is None.
+    return bool(parameter.get("parameter_has_default")) and parameter.get("parameter_default") is None
+
+
+def selected_endpoints(surface: Surface, implemented: set[str], full: bool) -> list[EndpointSpec]:
+    """The endpoints to register, in the recorded order."""
+    if full:
+        return list(surface.endpoints)
+    copies: dict[str, int] = {}
+    chosen = []
+    for endpoint in surface.endpoints:
+        if endpoint.function_name not in implemented:
+            continue
+        copies[endpoint.function_name] = copies.get(endpoint.function_name, 0) + 1
+        if copies[endpoint.function_name] <= COMPACT_COPIES or endpoint.api_name in COMPACT_EXTRA:
+            chosen.append(endpoint)
+    return chosen
+
+
+def build_app(backend: MockBackend) -> gr.Blocks:
+    """The gr.Blocks of the mock WanGP for ``backend`` (its options pick the surface size).
+
+    ``blocks.mock_api_names`` maps each registered api name to the recorded one it reproduces
+    (they differ only in the compact surface, for copies beyond the recorded prefix).
+    """
+    surface = load_surface()
+    form = FormLayout(surface)
+    handlers = Handlers(backend, form, surface)
+    model = backend.last_model
+    overrides = form.model_updates(model)
+    endpoints = selected_endpoints(surface, set(handlers.by_name), backend.options.full_surface)
+
+    def session_of(state: dict) -> Any:
+        return get_session(state, uuid.uuid4().hex[:12], backend.last_model.model_type)
+
+    with gr.Blocks(title=surface.title, analytics_enabled=False) as blocks:
+        state = gr.State({})
+        trigger = gr.Button(visible=False)
+        built: dict[int, Any] = {}
+
+        def component(cid: int) -> Any:
+            if cid not in built:
+                built[cid] = build_component(surface.components[cid], **overrides.get(cid, {}))
+            return built[cid]
+
+        for endpoint in endpoints:
+            impl = handlers.by_name.get(endpoint.function_name)
+            inputs = [component(c) for c in endpoint.input_ids]
+            outputs = [component(c) for c in endpoint.output_ids]
+            fn = endpoint_function(endpoint, impl, session_of, len(outputs))
+            trigger.click(fn, inputs=inputs + ([state] if impl else []), outputs=outputs)
+    blocks.mock_api_names = _registered_names(endpoints)
+    return blocks
+
+
+def _registered_names(endpoints: list[EndpointSpec]) -> dict[str, str]:
+    """Registered api name -> recorded api name (gradio suffixes repeats by order)."""
+    seen: dict[str, int] = {}
+    names = {}
+    for endpoint in endpoints:
+        base = "lambda" if endpoint.function_name == "<lambda>" else endpoint.function_name
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names[base if count == 0 else f"{base}_{count}"] = endpoint.api_name
+    return names

@@ -1,0 +1,337 @@
+"""What the implemented endpoints do: WanGP's generation flow, per session.
+
+Each handler takes the session and a dict of its API parameters by name and returns the values
+of its outputs in order (a tuple, or a single value for one output). :mod:`.app` adapts them to
+gradio functions with the recorded signatures.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import gradio as gr
+
+from . import generation
+from .backend import MockBackend
+from .catalog import Model, base_models, finetunes, get_model, load_models
+from .faults import GENERATION_KINDS, Fault
+from .session import Session
+from .spec import Surface
+
+WEBFORM_ERROR = ("Webform can not be used as the App has been restarted since the form was "
+                 "displayed. Please refresh the page")
+# Ids of WanGP's three model dropdowns (family, base model, model) in the recording.
+FAMILY_DROPDOWN, BASE_MODEL_DROPDOWN, MODEL_DROPDOWN = 16, 17, 18
+
+
+def model_choices(model: Model) -> list[tuple[str, str]]:
+    models = load_models()
+    return [(models[t].name, t) for t in finetunes(model.model_type)]
+
+
+def model_dropdown_updates(model: Model) -> dict[int, dict[str, Any]]:
+    """Constructor/update arguments of the three model dropdowns when ``model`` is selected."""
+    return {
+        FAMILY_DROPDOWN: {"value": model.ui_family},
+        BASE_MODEL_DROPDOWN: {"choices": base_models(model.ui_family), "value": model.architecture},
+        MODEL_DROPDOWN: {"choices": model_choices(model), "value": model.model_type},
+    }
+
+
+class FormLayout:
+    """The form of WanGP: the names, component ids and defaults of ``save_inputs``' parameters."""
+
+    def __init__(self, surface: Surface) -> None:
+        save_inputs = surface.endpoint("save_inputs")
+        self.names = save_inputs.parameter_names
+        self.ids = dict(zip(self.names, save_inputs.input_ids))
+        self.names_by_id = {cid: name for name, cid in self.ids.items()}
+        self._defaults = {p["parameter_name"]: p.get("parameter_default")
+                          for p in save_inputs.parameters}
+
+    def model_updates(self, model: Model) -> dict[int, dict[str, Any]]:
+        """Arguments of the form components whose choices or defaults depend on the model."""
+        rules = model.rules
+        return {
+            self.ids["resolution"]: {"choices": list(model.resolutions),
+                                     "value": model.default_resolution},
+            self.ids["video_length"]: {"value": max(rules.default_frames, model.min_frames)},
+            **model_dropdown_updates(model),
+        }
+
+    def defaults(self, model: Model) -> dict[str, Any]:
+        """The form values a model starts with."""
+        values = dict(self._defaults)
+        values.update(resolution=model.default_resolution,
+                      video_length=max(model.rules.default_frames, model.min_frames))
+        return values
+
+
+class Handlers:
+    """The implemented endpoints, keyed by function name in :attr:`by_name`."""
+
+    def __init__(self, backend: MockBackend, form: FormLayout, surface: Surface) -> None:
+        self.backend = backend
+        self.form = form
+        self.surface = surface
+        self.rng = random.Random()
+        self.by_name: dict[str, Callable[..., Any]] = {
+            "save_inputs": self.save_inputs,
+            "process_prompt_and_add_tasks": self.process_prompt_and_add_tasks,
+            "prepare_generate_media": self.nothing,
+            "early_stop_generation": self.early_stop_generation,
+            "activate_status": self.activate_status,
+            "refresh_status_async": self.refresh_status_async,
+            "process_tasks": self.process_tasks,
+            "refresh_gallery": self.refresh_gallery,
+            "finalize_generation": self.finalize_generation,
+            "abort_generation": self.abort_generation,
+            "clear_queue_action": self.clear_queue_action,
+            "change_model_from_target": self.change_model_from_target,
+            "fill_inputs": self.fill_inputs,
+            "refresh_model_dropdowns": self.refresh_model_dropdowns,
+            "load_settings_from_file": self.load_settings_from_file,
+            "init_generate": self.init_generate,
+        }
+
+    # --- form and queue ------------------------------------------------------------------
+
+    def nothing(self, session: Session, values: dict[str, Any]) -> None:
+        return None
+
+    def save_inputs(self, session: Session, values: dict[str, Any]) -> None:
+        target = values.get("target")
+        form = {k: v for k, v in values.items() if k != "target"}
+        if target == "settings":  # the dangerous default of the plain /save_inputs copy
+            model = get_model(session.model_type)
+            self.backend.save_default_settings(model.model_type,
+                                               generation.exported_settings(form, model))
+            gr.Info("New Default Settings saved")
+            return None
+        session.forms[session.model_type] = form
+        return None
+
+    def process_prompt_and_add_tasks(self, session: Session, values: dict[str, Any]) -> Any:
+        model_type = values["model_choice"]
+        if not session.forms or model_type != session.model_type:
+            raise gr.Error(WEBFORM_ERROR)
+        form = session.forms.get(model_type)
+        if form is None:
+            # Live WanGP fails here without a gr.Error (an opaque error for API clients).
+            raise RuntimeError(f"no inputs saved for {model_type}")
+        model = get_model(model_type)
+        message = generation.validate(form, model)
+        if message is None:
+            tasks = generation.expand_tasks(form, model, self.rng)
+            with session.changed:
+                session.queue.extend(tasks)
+                session.changed.notify_all()
+        else:
+            gr.Info(message)
+        return gr.update(value=generation.queue_html(session.queue))
+
+    def abort_generation(self, session: Session, values: dict[str, Any]) -> Any:
+        """Both copies: without ``client_id`` aborts the session's run and drops its queue; with
+        one, removes that queued task (or aborts it when it is the one running)."""
+        client_id = values.get("client_id")
+        gr.Info("Processing Request to abort Current Generation")
+        with session.changed:
+            if client_id:
+                running = session.generating and session.queue and session.queue[0].client_id == client_id
+                if running:
+                    session.abort_requested = True
+                else:
+                    session.queue[:] = [t for t in session.queue if t.client_id != client_id]
+            elif session.generating:
+                session.abort_requested = True
+            else:
+                session.queue.clear()
+            session.changed.notify_all()
+        return gr.update(value=generation.queue_html(session.queue))
+
+    def clear_queue_action(self, session: Session, values: dict[str, Any]) -> Any:
+        with session.changed:
+            session.queue[:] = session.queue[:1] if session.generating else []
+        return gr.update(value=generation.queue_html(session.queue))
+
+    def early_stop_generation(self, session: Session, values: dict[str, Any]) -> None:
+        session.early_stop_requested = True
+        return None
+
+    # --- running ---------------------------------------------------------------------------
+
+    def activate_status(self, session: Session, values: dict[str, Any]) -> str:
+        return str(time.time())
+
+    def refresh_status_async(self, session: Session, values: dict[str, Any],
+                             progress: Any = None) -> Iterator[Any]:
+        """Streams status texts while the session has something to run; denoising steps also
+        go through gr.Progress as (step, total)."""
+        last = None
+        while True:
+            with session.changed:
+                busy = session.generating or bool(session.queue)
+                status, step, total = (session.progress.status, session.progress.step,
+                                       session.progress.total)
+            if not busy:
+                break
+            if progress is not None and total and step:
+                progress((step, total), desc=status, unit="steps")
+            text = status or "Generating..."
+            if (text, step) != last:
+                last = (text, step)
+                yield text
+            session.wait_for_change(0.5)
+        yield ""
+
+    def process_tasks(self, session: Session, values: dict[str, Any]) -> Iterator[Any]:
+        """Runs the session's queue, one task after the other; yields only timestamps."""
+        if not session.queue:
+            yield None, None, None
+            return
+        session.generating = True
+        try:
+            while True:
+                with session.changed:
+                    if not session.queue or session.abort_requested:
+                        break
+                    task = session.queue[0]
+                aborted = self._run_task(session, task)
+                with session.changed:
+                    if session.queue and session.queue[0] is task:
+                        session.queue.pop(0)
+                    if aborted:
+                        session.queue.clear()
+                stamp = str(time.time())
+                yield stamp, stamp, gr.update()
+        finally:
+            with session.changed:
+                session.generating = False
+                session.abort_requested = False
+                session.early_stop_requested = False
+                session.progress.status, session.progress.step, session.progress.total = "", 0, 0
+                session.changed.notify_all()
+
+    def _run_task(self, session: Session, task: Any) -> bool:
+        """Generate one task; returns True when it was aborted. Raises gr.Error on failure."""
+        model = get_model(task.params["model_type"])
+        steps = max(1, int(float(task.params.get("num_inference_steps") or 1)))
+        faults = self.backend.faults.take(GENERATION_KINDS)
+        run = self.backend.ledger.start(prompt=task.prompt, seed=task.params["seed"],
+                                        client_id=task.client_id, model_type=model.model_type,
+                                        session=session.id)
+        try:
+            session.notify(status="Generating...", step=0, total=0)
+            session.notify(status=f"Loading model {model.name}...")
+            for step in range(1, steps + 1):
+                if session.abort_requested:
+                    self.backend.ledger.finish(run, "aborted")
+                    return True
+                if self.backend.options.step_delay:
+                    time.sleep(self.backend.options.step_delay)
+                self._fire(faults, step, steps)
+                session.notify(status=f"Denoising {step}/{steps}", step=step, total=steps)
+                if session.early_stop_requested:
+                    break
+            session.notify(status="Decoding...", step=0, total=0)
+            now = _dt.datetime.now()
+            settings = generation.exported_settings(task.params, model)
+            path = generation.render(task, model, self.backend.output_dir, now, settings)
+        except gr.Error:
+            self.backend.ledger.finish(run, "failed")
+            raise
+        except Exception as exc:
+            self.backend.ledger.finish(run, "failed")
+            raise gr.Error(f"The generation of the video has encountered an error: {exc}") from exc
+        with session.changed:
+            session.gallery.append((str(path), generation.gallery_caption(path)))
+        self.backend.ledger.finish(run, "completed", str(path))
+        return False
+
+    def _fire(self, faults: list[Fault], step: int, steps: int) -> None:
+        for fault in faults:
+            # A fault set after the last step fires at the last step: it must not be lost.
+            if step != min(int(fault.number("after_step", 1)), steps):
+                continue
+            if fault.kind == "gen_error":
+                raise gr.Error(fault.params.get("message", f"Simulated generation error at step {step}"))
+            if fault.kind == "exit":
+                if not (self.backend.options.allow_exit and self.backend.exit_process):
+                    raise gr.Error("exit fault ignored: this server may not end its process")
+                self.backend.exit_process(int(fault.number("code", 3)))
+
+    # --- results -----------------------------------------------------------------------------
+
+    def _gallery_update(self, session: Session) -> Any:
+        with session.changed:
+            items = list(session.gallery)
+        return gr.update(value=items, selected_index=len(items) - 1 if items else None)
+
+    def _gen_info(self, session: Session) -> str:
+        return f"<div>{len(session.gallery)} file(s) generated</div>"
+
+    def refresh_gallery(self, session: Session, values: dict[str, Any]) -> tuple:
+        return (len(session.gallery), self._gallery_update(session), 0, "", 0, "",
+                self._gen_info(session), generation.queue_html(session.queue))
+
+    def finalize_generation(self, session: Session, values: dict[str, Any]) -> tuple:
+        return (len(session.gallery), self._gallery_update(session), "", 0, "",
+                generation.queue_html(session.queue))
+
+    def init_generate(self, session: Session, values: dict[str, Any]) -> tuple:
+        return "", str(time.time())
+
+    # --- models ------------------------------------------------------------------------------
+
+    def change_model_from_target(self, session: Session, values: dict[str, Any]) -> tuple:
+        model_type = str(values.get("model_type") or "")
+        model = get_model(model_type)  # KeyError -> opaque error, like the real app
+        session.model_type = model.model_type
+        self.backend.remember_model(model.model_type)
+        return gr.update(), gr.update(value=f"**{model.name}**")
+
+    def fill_inputs(self, session: Session, values: dict[str, Any]) -> tuple:
+        """The new model's form: values for the form components, new resolution choices."""
+        model = get_model(session.model_type)
+        saved = session.forms.get(model.model_type) or self.form.defaults(model)
+        model_args = self.form.model_updates(model)
+        outputs = []
+        for cid in self.surface.endpoint("fill_inputs").output_ids:
+            name = self.form.names_by_id.get(cid)
+            if cid in model_args:
+                args = dict(model_args[cid])
+                if name in saved and name not in ("video_length",):
+                    args["value"] = saved[name] if saved[name] in _values(args.get("choices")) else args["value"]
+                outputs.append(gr.update(**args))
+            elif name is not None and name in saved and name not in generation.MEDIA_KEYS:
+                outputs.append(gr.update(value=saved[name]))
+            else:
+                outputs.append(gr.update())
+        return tuple(outputs)
+
+    def refresh_model_dropdowns(self, session: Session, values: dict[str, Any]) -> tuple:
+        updates = model_dropdown_updates(get_model(session.model_type))
+        return (gr.update(**updates[FAMILY_DROPDOWN]), gr.update(**updates[BASE_MODEL_DROPDOWN]),
+                gr.update(**updates[MODEL_DROPDOWN]), "")
+
+    def load_settings_from_file(self, session: Session, values: dict[str, Any]) -> tuple:
+        """Loads a WanGP settings JSON into the session (needs ``model_type`` and ``mode``)."""
+        path = values.get("file_path")
+        settings = json.loads(Path(str(path)).read_text(encoding="utf-8"))
+        model = get_model(settings["model_type"])
+        settings["mode"]  # the real app fails (opaquely) without it
+        form = self.form.defaults(model)
+        form.update({k: v for k, v in settings.items() if k in self.form.ids})
+        session.model_type = model.model_type
+        session.forms[model.model_type] = form
+        gr.Info(f"Settings loaded for model '{model.name}'")
+        return gr.update(), gr.update(), None
+
+
+def _values(choices: Any) -> list[Any]:
+    return [c[1] if isinstance(c, (tuple, list)) else c for c in (choices or [])]

@@ -1,0 +1,263 @@
+"""Running the mock WanGP: in this process (:class:`MockServer`) or as a child process
+(:class:`SubprocessMockServer`, which a test can kill and restart on the same port).
+
+The gradio Blocks is mounted on our own FastAPI app and served by our own uvicorn server, so we
+choose the socket (port 0 works), add the fault middleware and the admin routes, and stop cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+QUIET_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
+             "HF_HUB_OFFLINE": "1"}
+_URL_LINE = re.compile(r"Running on (http://\S+)")
+
+
+def _quiet_environment() -> None:
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def parse_auth(auth: str | tuple[str, str] | None) -> tuple[str, str] | None:
+    """``"user:password"`` or a pair -> a pair (None stays None)."""
+    if auth is None or isinstance(auth, tuple):
+        return auth
+    user, sep, password = auth.partition(":")
+    if not sep:
+        raise ValueError("auth must be USER:PASSWORD")
+    return user, password
+
+
+class MockServer:
+    """A mock WanGP server running in this process, in a background thread.
+
+    :param host: interface to bind (keep the default: loopback only).
+    :param port: TCP port; 0 picks a free one (read :attr:`url` / :attr:`port` after start).
+    :param step_delay: seconds slept per denoising step (0 for fast tests).
+    :param auth: gradio login, ``"user:password"`` or ``(user, password)``.
+    :param faults: fault spec strings active from the start (see :mod:`.faults`).
+    :param full_surface: register all 608 recorded endpoints, not only the implemented ones.
+    :param output_dir: where outputs are written (default: ``state_dir/outputs``).
+    :param state_dir: remembered last model and saved settings (default: a new temp folder).
+    :param model: the model new sessions start on (default: the remembered one, else ``t2v``).
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop` (idempotent).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, step_delay: float = 0.0,
+                 auth: str | tuple[str, str] | None = None, faults: Iterable[str] = (),
+                 full_surface: bool = False, output_dir: str | os.PathLike | None = None,
+                 state_dir: str | os.PathLike | None = None, model: str | None = None,
+                 allow_exit: bool = False) -> None:
+        self.host, self.port = host, port
+        self.auth = parse_auth(auth)
+        self._options = dict(step_delay=step_delay, faults=tuple(faults), full_surface=full_surface,
+                             output_dir=str(output_dir) if output_dir else None,
+                             state_dir=str(state_dir) if state_dir else None, model=model,
+                             allow_exit=allow_exit)
+        self.backend: Any = None
+        self.blocks: Any = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port/`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> "MockServer":
+        """Build the app and serve it; returns once the socket accepts connections."""
+        if self._server is not None:
+            return self
+        _quiet_environment()
+        import uvicorn
+
+        from .backend import BackendOptions, MockBackend
+
+        self.backend = MockBackend(BackendOptions(**self._options), exit_process=os._exit)
+        asgi = self.build_asgi()
+        config = uvicorn.Config(asgi, host=self.host, port=self.port, log_level="warning",
+                                http=_h11_protocol(), lifespan="on", ws="none")
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._server.run()
+            except BaseException as exc:  # surfaced by start(), not lost in the thread
+                errors.append(exc)
+
+        self._thread = threading.Thread(target=run, name="vidbridge-mock-server", daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if errors or not self._thread.is_alive():
+                self._server = None
+                raise RuntimeError(f"mock server failed to start: {errors[:1]}")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def build_asgi(self) -> Any:
+        """The ASGI app: gradio mounted on FastAPI, behind the fault/admin middleware."""
+        import gradio as gr
+        from fastapi import FastAPI
+
+        from .app import build_app
+        from .middleware import FaultMiddleware
+
+        self.blocks = build_app(self.backend)
+        app = gr.mount_gradio_app(FastAPI(), self.blocks, path="", auth=self.auth,
+                                  allowed_paths=[str(self.backend.output_dir)])
+        return FaultMiddleware(app, self.backend)
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> "MockServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _h11_protocol() -> Any:
+    from .middleware import TransportAwareH11
+
+    return TransportAwareH11
+
+
+class SubprocessMockServer:
+    """A mock WanGP server in a child process (``python -m vidbridge.plugins.mock_backend``).
+
+    Takes the options of :class:`MockServer` plus ``python`` (the interpreter to run, e.g. one
+    with gradio 5.29; vidbridge must be installed there, ``--no-deps`` suffices), ``env``
+    (extra environment) and ``startup_timeout``. The URL is read from the child's first
+    stdout line. :meth:`kill` ends it abruptly (SIGKILL), :meth:`restart` starts it again on the
+    same port and state folder, :meth:`stop` ends it politely (idempotent).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, step_delay: float = 0.0,
+                 auth: str | tuple[str, str] | None = None, faults: Iterable[str] = (),
+                 full_surface: bool = False, output_dir: str | os.PathLike | None = None,
+                 state_dir: str | os.PathLike | None = None, model: str | None = None,
+                 python: str | None = None, env: dict[str, str] | None = None,
+                 startup_timeout: float = 120.0) -> None:
+        self.host, self.port = host, port
+        self.python = python or sys.executable
+        self._own_state_dir = state_dir is None
+        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="vidbridge-mock-"))
+        self.log_path = self.state_dir / "server.log"
+        auth_pair = parse_auth(auth)
+        self._args = ["--step-delay", str(step_delay), "--state-dir", str(self.state_dir)]
+        if auth_pair:
+            self._args += ["--auth", ":".join(auth_pair)]
+        for spec in faults:
+            self._args += ["--fault", spec]
+        if full_surface:
+            self._args.append("--full-surface")
+        if output_dir:
+            self._args += ["--output-dir", str(output_dir)]
+        if model:
+            self._args += ["--model", model]
+        self.env = {**os.environ, **QUIET_ENV, **(env or {})}
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+        self.url: str | None = None
+
+    def command(self) -> list[str]:
+        return [self.python, "-u", "-m", "vidbridge.plugins.mock_backend", "--host", self.host,
+                "--port", str(self.port), *self._args]
+
+    def start(self) -> "SubprocessMockServer":
+        """Start the child and wait for the URL it prints (RuntimeError if it dies first)."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log,
+                                        env=self.env, start_new_session=True)
+        log.close()
+        lines: "queue.Queue[str | None]" = queue.Queue()
+        threading.Thread(target=_pump, args=(self.process.stdout, lines), daemon=True).start()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise RuntimeError(f"mock server did not start in time; see {self.log_path}")
+            if line is None:
+                raise RuntimeError(f"mock server exited ({self.process.wait()}); see "
+                                   f"{self.log_path}:\n{self.log_tail()}")
+            match = _URL_LINE.search(line)
+            if match:
+                self.url = match[1].rstrip("/") + "/"
+                self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+                return self
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """End the child at once (SIGKILL), like a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> "SubprocessMockServer":
+        """Kill the child if running and start it again on the same port and state folder."""
+        self.kill()
+        return self.start()
+
+    def stop(self) -> None:
+        """Stop the child (SIGINT, then SIGKILL after 10 s); idempotent."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> "SubprocessMockServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _pump(stream: Any, lines: "queue.Queue[str | None]") -> None:
+    """Forward the child's stdout lines; keeps the pipe drained so the child never blocks."""
+    for raw in iter(stream.readline, b""):
+        lines.put(raw.decode(errors="replace"))
+    lines.put(None)
+
+
+def server_arguments() -> Sequence[str]:
+    """The option names shared by :class:`MockServer` and the CLI (for documentation)."""
+    return ("host", "port", "step_delay", "auth", "faults", "full_surface", "output_dir",
+            "state_dir", "model")
