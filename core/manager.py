@@ -90,7 +90,10 @@ class PluginManager(pluggy.PluginManager):
             try:
                 plugin = entry_point.load()
                 self.register(plugin, name=entry_point.name)
+                self._check_known_hooks(entry_point.name)
             except Exception as exc:  # a broken plugin must not take the others down
+                if self.has_plugin(entry_point.name):
+                    self.unregister(name=entry_point.name)
                 error = PluginError(
                     f"plugin {entry_point.name!r} ({entry_point.value}) failed to load: {type(exc).__name__}: {exc}",
                     plugin=entry_point.name,
@@ -99,6 +102,20 @@ class PluginManager(pluggy.PluginManager):
                 log.warning("%s", error.message)
                 continue
         self.check_pending()
+
+    def _check_known_hooks(self, name: str) -> None:
+        """Raise :class:`pluggy.PluginValidationError` if plugin ``name`` implements an unknown hook.
+
+        ``check_pending()`` checks every plugin at once, so one plugin with a misspelt hook would
+        stop all of them from loading; checking each entry point as it loads isolates it.
+        """
+        plugin = self.get_plugin(name)
+        for caller in self.get_hookcallers(plugin) or ():
+            if caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not impl.optionalhook:
+                    raise pluggy.PluginValidationError(plugin, f"unknown hook {caller.name!r} in plugin {name!r}")
 
     # -- introspection ----------------------------------------------------------------------------
 
