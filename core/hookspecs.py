@@ -124,6 +124,8 @@ def vidbridge_status(session: Any, handle: Any, current: JobStatus, wait: float)
     poll-based ones poll once), then return ``current.evolve(...)`` with what changed, or
     ``current`` itself if nothing did. Report ``completed`` only when ``fetch`` can run.
 
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param handle: the job handle returned by :func:`vidbridge_submit`.
     :param current: the latest status the core holds (its ``job_id`` is the core's id).
     :param wait: seconds this call may block.
     :returns: a :class:`~vidbridge.JobStatus`. A failed job is returned with phase ``failed``
@@ -143,6 +145,8 @@ def vidbridge_fetch(
     ``destination``, size/SHA-256/container checked, renamed atomically, name sanitised, sidecar
     manifest). Only this job's outputs, never earlier outputs of the same session.
 
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param handle: the job handle returned by :func:`vidbridge_submit`.
     :param destination: an existing folder.
     :param progress: call with ``(bytes_so_far, total_bytes_or_None)`` while downloading.
     :returns: the verified :class:`~vidbridge.Artifact` list (at least one).
@@ -159,6 +163,8 @@ def vidbridge_cancel(session: Any, handle: Any) -> CancelResult | None:
     May be called from any thread, at any phase, and more than once. After it returns, ``status``
     must soon report ``cancelled`` (unless the job already ended).
 
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param handle: the job handle returned by :func:`vidbridge_submit`.
     :returns: :class:`~vidbridge.CancelResult` whose ``server_stopped`` says whether the backend
         stopped the work (``False``: only the client stopped waiting).
 
@@ -179,6 +185,8 @@ def vidbridge_register_commands(subparsers: argparse._SubParsersAction) -> None:
     ``parser.set_defaults(handler=function)``; the handler receives the parsed
     :class:`argparse.Namespace` and returns the exit code. Keep imports inside the handler so the
     CLI starts fast.
+
+    :param subparsers: the ``vidbridge`` parser's sub-command collection.
     """
 
 
