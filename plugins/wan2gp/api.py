@@ -1,0 +1,219 @@
+"""The server's API surface, read from its own ``view_api()`` and ``/config``.
+
+WanGP names endpoints after Python functions, so copies get ``_1``, ``_2``... suffixes that change
+between versions and with plugins. Endpoints are therefore found by *base name* and by the
+*parameter names* they take, never by a hard-coded suffix; payloads are built by parameter name
+from the server's own defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from vidbridge.errors import InvalidRequestError
+
+__all__ = ["Parameter", "ApiSurface", "EndpointNotFound", "update_value"]
+
+_SUFFIX = re.compile(r"^(?P<base>/.+?)(?:_(?P<n>\d+))?$")
+
+# gradio_client drops these output components from results (``utils.SKIP_COMPONENTS``); we need
+# the same rule to line up outputs with component ids.
+_SKIPPED_TYPES = frozenset({"state", "row", "column", "tabs", "tab", "tabitem", "box", "form", "accordion",
+                            "group", "interpretation", "dataset", "sidebar"})
+
+
+class EndpointNotFound(LookupError):
+    """The server offers no endpoint with that base name and those parameters."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of an endpoint, as ``view_api`` describes it."""
+
+    name: str
+    component: str
+    has_default: bool
+    default: Any
+    choices: tuple[Any, ...] | None
+    python_type: str
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> Parameter:
+        """Build from one ``view_api`` parameter dict."""
+        kind = info.get("type") or {}
+        enum = kind.get("enum") if isinstance(kind, dict) else None
+        return cls(
+            name=str(info.get("parameter_name") or info.get("label") or ""),
+            component=str(info.get("component") or ""),
+            has_default=bool(info.get("parameter_has_default")),
+            default=info.get("parameter_default"),
+            choices=tuple(enum) if isinstance(enum, list) else None,
+            python_type=str(info.get("python_type") or ""),
+        )
+
+
+def base_name(api_name: str) -> str:
+    """``/save_inputs_16`` -> ``/save_inputs``."""
+    match = _SUFFIX.match(api_name)
+    return match["base"] if match else api_name
+
+
+def _suffix_number(api_name: str) -> int:
+    match = _SUFFIX.match(api_name)
+    return int(match["n"]) if match and match["n"] else -1
+
+
+def update_value(value: Any) -> Any:
+    """The value inside a gradio update dict (``{"__type__": "update", "value": ...}``), else ``value``."""
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        return value.get("value")
+    return value
+
+
+class ApiSurface:
+    """Endpoint look-up and payload building over one server's ``view_api(return_format="dict")``.
+
+    :param info: the ``view_api`` dict (``named_endpoints`` -> parameters/returns).
+    :param config: the server's ``/config`` (optional): used to line up outputs of one endpoint
+        with inputs of another by component id.
+    """
+
+    def __init__(self, info: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> None:
+        self._named: dict[str, Mapping[str, Any]] = dict(info.get("named_endpoints") or {})
+        self._params: dict[str, tuple[Parameter, ...]] = {}
+        self._config = config or {}
+
+    # -- look-up -----------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """Every named endpoint."""
+        return list(self._named)
+
+    def parameters(self, api_name: str) -> tuple[Parameter, ...]:
+        """The parameters of ``api_name`` in call order."""
+        if api_name not in self._params:
+            entry = self._named.get(api_name)
+            if entry is None:
+                raise EndpointNotFound(api_name)
+            self._params[api_name] = tuple(Parameter.from_info(p) for p in entry.get("parameters") or ())
+        return self._params[api_name]
+
+    def parameter(self, api_name: str, name: str) -> Parameter | None:
+        """One parameter by name, or ``None``."""
+        return next((p for p in self.parameters(api_name) if p.name == name), None)
+
+    def returns(self, api_name: str) -> list[Mapping[str, Any]]:
+        """The return descriptions of ``api_name``."""
+        return list((self._named.get(api_name) or {}).get("returns") or ())
+
+    def copies(self, base: str) -> list[str]:
+        """Every endpoint whose name is ``base`` or ``base_<n>``, lowest suffix first."""
+        base = "/" + base.lstrip("/")
+        found = [name for name in self._named if base_name(name) == base or name == base]
+        return sorted(found, key=_suffix_number)
+
+    def has(self, base: str) -> bool:
+        """True when at least one copy of ``base`` exists."""
+        return bool(self.copies(base))
+
+    def find(self, base: str, *, requires: Iterable[str] = (), exact: Sequence[str] | None = None,
+             min_returns: int = 0) -> str:
+        """The first copy of ``base`` taking all of ``requires`` (or exactly ``exact``) parameters.
+
+        :raises EndpointNotFound: no copy matches; the message lists what the server offers.
+        """
+        wanted = set(requires)
+        for name in self.copies(base):
+            names = [p.name for p in self.parameters(name)]
+            if exact is not None and list(names) != list(exact):
+                continue
+            if not wanted <= set(names) or len(self.returns(name)) < min_returns:
+                continue
+            return name
+        offered = ", ".join(self.copies(base)) or "none"
+        need = f"exactly {list(exact)}" if exact is not None else f"parameters {sorted(wanted)}"
+        raise EndpointNotFound(f"no endpoint {base} with {need} on this server (copies: {offered})")
+
+    # -- payloads ----------------------------------------------------------------------------------
+
+    def check_known(self, api_name: str, values: Mapping[str, Any], *, field: str = "settings") -> None:
+        """Refuse names ``api_name`` does not take, listing close matches.
+
+        :raises InvalidRequestError: naming the first unknown field.
+        """
+        known = [p.name for p in self.parameters(api_name)]
+        for name in values:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=4, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise InvalidRequestError(
+                    f"{field}.{name}: the server's form has no field {name!r}{hint}",
+                    field=f"{field}.{name}",
+                    allowed=", ".join(close) if close else f"one of the {len(known)} form fields of {api_name}",
+                )
+
+    def defaults(self, api_name: str) -> dict[str, Any]:
+        """Each parameter's default (``None`` where the server declares none)."""
+        return {p.name: (p.default if p.has_default else None) for p in self.parameters(api_name)}
+
+    def positional(self, api_name: str, values: Mapping[str, Any]) -> list[Any]:
+        """All parameters in order: ``values`` by name, else the server's default, else ``None``.
+
+        Keyword calls fail client-side for parameters without a default (WanGP's ``save_inputs``
+        has 18), so the whole list is always sent.
+        """
+        return [values[p.name] if p.name in values else (p.default if p.has_default else None)
+                for p in self.parameters(api_name)]
+
+    # -- config helpers ----------------------------------------------------------------------------
+
+    def _dependency(self, api_name: str) -> Mapping[str, Any] | None:
+        target = api_name.lstrip("/")
+        return next((d for d in self._config.get("dependencies") or () if d.get("api_name") == target), None)
+
+    def _component_types(self) -> dict[int, str]:
+        return {c["id"]: str(c.get("type", "")) for c in self._config.get("components") or () if "id" in c}
+
+    def input_ids(self, api_name: str) -> list[int] | None:
+        """Component ids of the visible (non-state) inputs of ``api_name``, in parameter order."""
+        dep = self._dependency(api_name)
+        if dep is None:
+            return None
+        types = self._component_types()
+        return [i for i in dep.get("inputs") or () if types.get(i) != "state"]
+
+    def output_ids(self, api_name: str) -> list[int] | None:
+        """Component ids of the outputs gradio_client returns for ``api_name``, in order."""
+        dep = self._dependency(api_name)
+        if dep is None:
+            return None
+        skipped = {c["id"] for c in self._config.get("components") or ()
+                   if c.get("skip_api", str(c.get("type", "")) in _SKIPPED_TYPES)}
+        return [i for i in dep.get("outputs") or () if i not in skipped]
+
+    def map_outputs_to_inputs(self, producer: str, consumer: str, outputs: Sequence[Any]) -> dict[str, Any]:
+        """Name ``producer``'s outputs after ``consumer``'s parameters fed by the same component.
+
+        Used to turn ``fill_inputs``' form (a model's own defaults, as update dicts) into
+        ``save_inputs`` values. Returns ``{}`` when the config does not tell.
+        """
+        out_ids = self.output_ids(producer)
+        in_ids = self.input_ids(consumer)
+        if not out_ids or not in_ids:
+            return {}
+        names = [p.name for p in self.parameters(consumer)]
+        by_id = dict(zip(in_ids, names)) if len(in_ids) == len(names) else {}
+        result: dict[str, Any] = {}
+        for component_id, value in zip(out_ids, outputs):
+            name = by_id.get(component_id)
+            if name is not None:
+                result[name] = value
+        return result
+
+    def component(self, elem_id: str) -> Mapping[str, Any] | None:
+        """A component of ``/config`` by ``elem_id``."""
+        return next((c for c in self._config.get("components") or () if c.get("elem_id") == elem_id), None)

@@ -1,0 +1,386 @@
+"""Building gradio Clients for one WanGP server: auth, a cached API description, and closing.
+
+Where ``Client(url)`` spends its time on a server of WanGP's size (about 2200 components and
+650 events), read from gradio_client 2.7.2:
+
+1. ``GET /config`` (small cost);
+2. ``GET /gradio_api/info`` — the server builds the whole API description (~0.44 s on WanGP);
+3. one ``Endpoint`` object per event, each scanning the component list linearly for every input
+   and output (``Endpoint._get_component_type``): quadratic, ~0.28 s of client CPU.
+
+:class:`FastClient` removes 2 on a warm connect (the description is cached, keyed by a fingerprint
+of ``/config``, in memory and in ``cache_dir``) and 3 always (endpoints are built lazily, only for
+the handful this plugin calls). ``/config`` is fetched once over the pooled HTTP client and handed
+to gradio_client instead of being fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import httpx
+from gradio_client import Client
+from gradio_client import client as gc_client_module
+
+from vidbridge.errors import AuthenticationError, BackendConnectionError, VidbridgeError
+from vidbridge.models import Credentials
+
+from .errors import translate
+
+__all__ = ["ServerInfo", "FastClient", "fetch_server_info", "login", "close_client", "ApiCache",
+           "UploadCache", "quiet_environment"]
+
+log = logging.getLogger("vidbridge.plugins.wan2gp")
+
+_CACHE_FORMAT = 1
+
+
+def quiet_environment() -> None:
+    """Switch off gradio/Hugging Face telemetry before any Client exists (``analytics_enabled=False``
+    alone is not enough)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """SHA-256 over the parts of ``/config`` that shape the API (not volatile fields)."""
+    stable = {k: v for k, v in config.items() if k not in ("root", "session_hash", "username")}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ApiCache:
+    """API descriptions by config fingerprint: in memory (per process) and on disk (``cache_dir``)."""
+
+    _memory: dict[str, dict[str, Any]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self.folder = None if cache_dir is None else Path(cache_dir) / "wan2gp" / "api"
+
+    def _file(self, fingerprint: str) -> Path | None:
+        return None if self.folder is None else self.folder / f"{fingerprint}.json"
+
+    def get(self, fingerprint: str) -> dict[str, Any] | None:
+        """The cached description, or ``None``."""
+        with self._lock:
+            if fingerprint in self._memory:
+                return self._memory[fingerprint]
+        path = self._file(fingerprint)
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("format") != _CACHE_FORMAT or not isinstance(data.get("info"), dict):
+            return None
+        with self._lock:
+            self._memory[fingerprint] = data["info"]
+        return data["info"]
+
+    def put(self, fingerprint: str, info: dict[str, Any]) -> None:
+        """Remember ``info``; disk errors are logged, never raised (the cache is an optimisation)."""
+        with self._lock:
+            self._memory[fingerprint] = info
+        path = self._file(fingerprint)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"format": _CACHE_FORMAT, "info": info}, handle)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("cannot write API cache %s: %s", path, exc)
+
+
+class UploadCache:
+    """Server-side FileData of uploaded inputs, by (server, SHA-256): each file is uploaded once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_hash: dict[str, dict[str, Any]] = {}
+        self.uploads = 0  # actual uploads made (for tests and diagnostics)
+
+    @staticmethod
+    def digest(path: str) -> str:
+        """SHA-256 of a local file."""
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(chunk)
+        return sha.hexdigest()
+
+    def get_or_upload(self, path: str, upload: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The cached FileData for ``path``'s content, uploading with ``upload()`` on a miss."""
+        key = self.digest(path)
+        with self._lock:
+            hit = self._by_hash.get(key)
+        if hit is not None:
+            return dict(hit)
+        result = upload()
+        with self._lock:
+            self._by_hash[key] = dict(result)
+            self.uploads += 1
+        return result
+
+    def clear(self) -> None:
+        """Forget everything (the server may have restarted and lost its upload folder)."""
+        with self._lock:
+            self._by_hash.clear()
+
+
+def _public_info(info: dict[str, Any]) -> dict[str, Any]:
+    # The same filtering gradio_client applies to /info (hide private endpoints, drop snippets).
+    result = dict(info)
+    for key in ("named_endpoints", "unnamed_endpoints"):
+        kept = {}
+        for name, endpoint in (info.get(key) or {}).items():
+            endpoint = dict(endpoint)
+            endpoint.pop("code_snippets", None)
+            visibility = endpoint.pop("api_visibility", None)
+            show = endpoint.pop("show_api", True)
+            if (visibility is not None and visibility != "private") or (visibility is None and show):
+                kept[name] = endpoint
+        result[key] = kept
+    return result
+
+
+class ServerInfo:
+    """What we know about a server before building Clients: config, API description, cookies."""
+
+    def __init__(self, url: str, config: dict[str, Any], info: dict[str, Any], cookies: dict[str, str],
+                 fingerprint: str, api_cached: bool) -> None:
+        self.url = url
+        self.config = config
+        self.info = info
+        self.cookies = cookies
+        self.fingerprint = fingerprint
+        self.api_cached = api_cached
+
+    @property
+    def api_prefix(self) -> str:
+        """``gradio_api/`` on gradio 5+ (empty on very old servers)."""
+        return str(self.config.get("api_prefix", "")).strip("/") + "/" if self.config.get("api_prefix") else ""
+
+    @property
+    def src_prefixed(self) -> str:
+        """Base URL of the gradio API routes, as gradio_client computes it."""
+        return f"{self.url}/{self.api_prefix}"
+
+
+def _http_get(http: httpx.Client, url: str, *, headers: dict[str, str], cookies: dict[str, str],
+              timeout: float) -> httpx.Response:
+    # Cookies per request (not on the shared client) so sessions never leak into each other.
+    request = http.build_request("GET", url, headers=headers, timeout=timeout)
+    if cookies:
+        request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    return http.send(request)
+
+
+def login(http: httpx.Client, url: str, credentials: Credentials, *, headers: dict[str, str],
+          timeout: float) -> dict[str, str]:
+    """Log in with gradio auth over our own HTTP client (so proxy headers are sent too).
+
+    gradio_client's own login drops ``headers``, which fails behind an API-key proxy.
+
+    :raises AuthenticationError: refused credentials (``reason="refused"``).
+    """
+    assert credentials.username is not None and credentials.password is not None
+    try:
+        response = http.post(
+            f"{url}/login",
+            data={"username": credentials.username, "password": credentials.password.get_secret_value()},
+            headers=headers,
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise translate(exc, endpoint=url, step="logging in") from None
+    if response.status_code in (400, 401, 403):
+        raise AuthenticationError(f"{url}: the server refused the username/password (wrong password or user)",
+                                  endpoint=url, reason="refused")
+    if not response.is_success:
+        raise translate(httpx.HTTPStatusError("login", request=response.request, response=response),
+                        endpoint=url, step="logging in") from None
+    return {name: value for name, value in response.cookies.items() if value is not None}
+
+
+def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *, timeout: float,
+                      cache: ApiCache) -> ServerInfo:
+    """Log in if needed, read ``/config``, and get the API description (cached by fingerprint).
+
+    :raises AuthenticationError: the server wants a login we do not have, or refused it.
+    :raises BackendConnectionError: unreachable.
+    """
+    headers = headers_for(credentials)
+    cookies = login(http, url, credentials, headers=headers, timeout=timeout) if credentials.username else {}
+    try:
+        response = _http_get(http, f"{url}/config", headers=headers, cookies=cookies, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise translate(exc, endpoint=url, step="reading /config") from None
+    if response.status_code == 401:
+        raise AuthenticationError(f"{url}: the server requires a login (username and password) and none was given",
+                                  endpoint=url, reason="missing")
+    if response.status_code == 403:
+        raise AuthenticationError(f"{url}: access refused (HTTP 403); check the API key header for the proxy",
+                                  endpoint=url, reason="refused")
+    if not response.is_success:
+        raise translate(httpx.HTTPStatusError("config", request=response.request, response=response),
+                        endpoint=url, step="reading /config") from None
+    cookies.update({k: v for k, v in response.cookies.items() if v is not None and k not in cookies})
+    try:
+        config = response.json()
+    except ValueError:
+        raise BackendConnectionError(f"{url}: /config is not JSON: not a gradio server", endpoint=url) from None
+    fingerprint = config_fingerprint(config)
+    info = cache.get(fingerprint)
+    cached = info is not None
+    if info is None:
+        prefix = str(config.get("api_prefix", "")).strip("/")
+        info_url = f"{url}/{prefix}/info?serialize=False" if prefix else f"{url}/info?serialize=False"
+        try:
+            answer = _http_get(http, info_url, headers=headers, cookies=cookies, timeout=max(timeout, 30.0))
+            answer.raise_for_status()
+            info = _public_info(answer.json())
+        except httpx.HTTPError as exc:
+            raise translate(exc, endpoint=url, step="reading the API description (/info)") from None
+        cache.put(fingerprint, info)
+    return ServerInfo(url, config, info, cookies, fingerprint, cached)
+
+
+def headers_for(credentials: Credentials) -> dict[str, str]:
+    """Extra headers for every request (proxy API keys, the HF token as gradio sends it)."""
+    headers = credentials.header_values()
+    if credentials.token is not None:
+        headers.setdefault("x-hf-authorization", f"Bearer {credentials.token.get_secret_value()}")
+    return headers
+
+
+class _LazyEndpoints(dict):
+    """gradio_client's ``endpoints`` map, building each ``Endpoint`` on first use."""
+
+    def __init__(self, client: FastClient, endpoint_class: type) -> None:
+        super().__init__()
+        self._client = client
+        self._class = endpoint_class
+        self._deps = {d.get("id", i): d for i, d in enumerate(client.config["dependencies"])}
+
+    def __missing__(self, fn_index: int) -> Any:
+        dependency = self._deps[fn_index]  # KeyError as the plain dict would raise
+        endpoint = self._class(self._client, fn_index, dependency, self._client.protocol)
+        self[fn_index] = endpoint
+        return endpoint
+
+    def _fill(self) -> None:
+        for fn_index in self._deps:
+            if not dict.__contains__(self, fn_index):
+                self[fn_index]  # noqa: B018 - builds it
+
+    def __contains__(self, fn_index: object) -> bool:
+        return fn_index in self._deps
+
+    def values(self):  # type: ignore[override]
+        self._fill()
+        return super().values()
+
+    def items(self):  # type: ignore[override]
+        self._fill()
+        return super().items()
+
+
+class _CachingEndpoint(gc_client_module.Endpoint):
+    """An Endpoint whose uploads go through the server's :class:`UploadCache` (same file once)."""
+
+    def _upload_file(self, f: dict, data_index: int) -> dict[str, Any]:  # gradio_client's upload path
+        path = f.get("path")
+        cache: UploadCache | None = getattr(self.client, "upload_cache", None)
+        if cache is None or not isinstance(path, str) or not os.path.isfile(path):
+            return super()._upload_file(f, data_index)
+        return cache.get_or_upload(path, lambda: super(_CachingEndpoint, self)._upload_file(f, data_index))
+
+
+class FastClient(Client):
+    """A gradio ``Client`` built from an already fetched ``/config`` and API description.
+
+    Behaves as ``Client`` for everything this plugin uses (``submit``, ``predict``, ``view_api``,
+    heartbeat, uploads); endpoints are built on first use.
+    """
+
+    def __init__(self, server: ServerInfo, *, upload_cache: UploadCache, **kwargs: Any) -> None:
+        self._server = server
+        self.upload_cache = upload_cache
+        super().__init__(server.url, **kwargs)
+        # Construction ran with an empty dependency list (see _get_config); put the real one back.
+        self.config = server.config
+        self.endpoints = _LazyEndpoints(self, _CachingEndpoint)
+
+    def _get_config(self) -> dict:
+        light = dict(self._server.config)
+        light["dependencies"] = []
+        return light
+
+    def _get_api_info(self) -> dict:
+        return self._server.info
+
+
+def close_client(client: Client | None, download_dir: Path | None = None) -> None:
+    """Release everything a Client holds: heartbeat, its three thread pools, its download folder.
+
+    Idempotent; never raises.
+    """
+    if client is not None:
+        kill = getattr(client, "_kill_heartbeat", None)
+        if kill is not None:
+            kill.set()  # close() joins for up to 1 s; signal first, join briefly below
+        heartbeat = getattr(client, "heartbeat", None)
+        if heartbeat is not None and heartbeat.is_alive():
+            heartbeat.join(timeout=0.2)
+        for name in ("executor", "helper_executor", "stream_executor"):
+            pool = getattr(client, name, None)
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+    if download_dir is not None:
+        shutil.rmtree(download_dir, ignore_errors=True)
+
+
+def build_client(server: ServerInfo, credentials: Credentials, *, verify_tls: bool, connect_timeout: float,
+                 upload_cache: UploadCache) -> FastClient:
+    """A new gradio session (Client) on ``server``.
+
+    ``download_files=False``: we download outputs ourselves (verified, through the proxy-safe URL).
+    The httpx timeout has ``read=None`` because a finite read timeout also cuts result streams
+    during long silent generation steps.
+    """
+    quiet_environment()
+    kwargs: dict[str, Any] = {
+        "timeout": httpx.Timeout(connect_timeout, read=None),
+    }
+    if server.cookies:
+        kwargs["cookies"] = dict(server.cookies)
+    try:
+        return FastClient(
+            server,
+            upload_cache=upload_cache,
+            token=False,  # never the locally saved Hugging Face token: it would go to any server
+            verbose=False,
+            headers=headers_for(credentials) or None,
+            download_files=False,
+            ssl_verify=verify_tls,
+            analytics_enabled=False,
+            httpx_kwargs=kwargs,
+            max_workers=4,
+        )
+    except VidbridgeError:
+        raise
+    except Exception as exc:
+        raise translate(exc, endpoint=server.url, step="opening a gradio session") from None

@@ -1,0 +1,111 @@
+"""Translate what gradio_client and httpx raise into the vidbridge error tree.
+
+gradio_client reports very different failures with few types (an app error, a crash and a lost
+connection can all surface as ``AppError`` or ``CancelledError``), so every translation names the
+server and the *step* of WanGP's multi-call flow that failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+
+import httpx
+from gradio_client import exceptions as gc_exceptions
+from gradio_client import utils as gc_utils
+
+from vidbridge.errors import (
+    AuthenticationError,
+    BackendConnectionError,
+    BackendError,
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
+    RateLimitedError,
+    TransientServerError,
+    VidbridgeError,
+)
+
+__all__ = ["translate", "OPAQUE_MARKER", "retry_after_seconds"]
+
+#: gradio's text for an exception it does not show (``show_error=False``, WanGP's setting).
+OPAQUE_MARKER = "upstream Gradio app has raised an exception"
+
+# Reveals nothing that should not be printed: gradio_client messages never contain our secrets,
+# but URLs may carry userinfo; strip it defensively.
+_USERINFO = re.compile(r"(https?://)[^/@\s]+@")
+
+
+def _clean(text: str) -> str:
+    return _USERINFO.sub(r"\1", text)
+
+
+def retry_after_seconds(response: httpx.Response | None) -> float | None:
+    """The Retry-After header in seconds (numeric form only), if present."""
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError:
+    """A :class:`~vidbridge.VidbridgeError` for ``exc`` raised while doing ``step`` on ``endpoint``.
+
+    :param step: what we were doing, in words ("saving the form (save_inputs)").
+    """
+    if isinstance(exc, VidbridgeError):
+        return exc
+    where = f"{endpoint}: {step}"
+    if isinstance(exc, gc_exceptions.AuthenticationError):
+        return AuthenticationError(
+            f"{where}: the server requires a login and no username/password was given",
+            endpoint=endpoint,
+            reason="missing",
+        )
+    if isinstance(exc, ValueError) and str(exc).startswith("Could not login"):
+        return AuthenticationError(
+            f"{where}: the server refused the username/password", endpoint=endpoint, reason="refused"
+        )
+    if isinstance(exc, gc_utils.TooManyRequestsError):
+        return RateLimitedError(f"{where}: the server is rate limiting requests (HTTP 429)", endpoint=endpoint)
+    if isinstance(exc, gc_utils.QueueError):
+        return TransientServerError(f"{where}: the server's queue is full ({_clean(str(exc))})", endpoint=endpoint,
+                                    status_code=503)
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        if status == 429:
+            return RateLimitedError(f"{where}: rate limited (HTTP 429)", endpoint=endpoint,
+                                    retry_after=retry_after_seconds(exc.response))
+        if status in (401, 403):
+            return AuthenticationError(f"{where}: access refused (HTTP {status}); check the credentials or "
+                                       "the reverse proxy's API key header", endpoint=endpoint, reason="refused")
+        if status >= 500:
+            return TransientServerError(f"{where}: server error HTTP {status}", endpoint=endpoint, status_code=status)
+        return JobFailedError(f"{where}: HTTP {status}", endpoint=endpoint)
+    if isinstance(exc, httpx.TimeoutException):
+        return JobTimeoutError(f"{where}: timed out ({type(exc).__name__})", endpoint=endpoint)
+    if isinstance(exc, (httpx.TransportError, ConnectionError)):
+        return BackendConnectionError(f"{where}: cannot reach the server ({type(exc).__name__}: {_clean(str(exc))})",
+                                      endpoint=endpoint)
+    if isinstance(exc, concurrent.futures.CancelledError):
+        # gradio_client cancels the job's future when the event stream is lost (server killed).
+        return BackendConnectionError(f"{where}: the connection to the server was lost", endpoint=endpoint)
+    if isinstance(exc, (TimeoutError, concurrent.futures.TimeoutError)):
+        return JobTimeoutError(f"{where}: no answer in time", endpoint=endpoint)
+    if isinstance(exc, gc_exceptions.AppError):
+        text = _clean(str(exc))
+        if OPAQUE_MARKER in text:
+            return JobFailedError(
+                f"{where}: the server raised an error it does not describe (WanGP hides exception "
+                "details; its console shows the traceback)", endpoint=endpoint)
+        return JobFailedError(f"{where}: {text}", endpoint=endpoint)
+    return BackendError(f"{where}: {type(exc).__name__}: {_clean(str(exc))}", endpoint=endpoint)
+
+
+def cancelled(endpoint: str, server_stopped: bool) -> JobCancelledError:
+    """The error of a job that ended because it was cancelled."""
+    how = "the server stopped it" if server_stopped else "only the client stopped waiting"
+    return JobCancelledError(f"{endpoint}: job cancelled ({how})", endpoint=endpoint, server_stopped=server_stopped)
