@@ -7,7 +7,7 @@ generation flow), writing real H.264 MP4 files, with injectable faults. Public n
 * :class:`MockServer` - in-process server (context manager), :class:`SubprocessMockServer`;
 * :func:`build_arg_parser`, :func:`add_arguments`, :func:`serve` - the command line;
 * :func:`add_faults`, :func:`clear_faults`, :func:`list_faults`, :func:`read_counter`,
-  :func:`reset_counter`, :func:`parse_fault` - faults and the generation counter over HTTP.
+  :func:`reset_counter`, :func:`set_options`, :func:`parse_fault` - faults and the generation counter over HTTP.
 
 Imports are lazy: importing this package loads neither gradio nor av. The server side needs only
 gradio, av, numpy and pillow (not vidbridge's core dependencies).
@@ -30,6 +30,7 @@ _EXPORTS = {
     "read_counter": "faults",
     "reset_counter": "faults",
     "parse_fault": "faults",
+    "set_options": "faults",
     "FaultSpecError": "faults",
 }
 __all__ = sorted(_EXPORTS)

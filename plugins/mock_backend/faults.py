@@ -28,8 +28,10 @@ Kinds (defaults in brackets):
 Examples: ``429:route=join,count=2,retry_after=3``, ``latency:seconds=0.2``,
 ``truncate:count=1``, ``gen_error:after_step=2``, ``reset:route=upload,fraction=0.5``.
 
-The server's admin routes (loopback only; see :mod:`.admin`) take and return these strings; the
-functions at the bottom of this module call them with urllib.
+Admin routes (same server, loopback clients only, JSON; served by :mod:`.middleware`):
+``GET/POST/DELETE /mock_admin/faults`` (POST body ``{"faults": [spec, ...]}``),
+``GET/DELETE /mock_admin/counter``, ``GET/POST /mock_admin/options`` (``{"step_delay": S}``),
+``GET /mock_admin/health``. The functions at the bottom of this module call them with urllib.
 """
 
 from __future__ import annotations
@@ -207,3 +209,9 @@ def read_counter(url: str) -> dict[str, Any]:
 def reset_counter(url: str) -> dict[str, Any]:
     """Zero the generation counter of the server at ``url``."""
     return _admin(url, "/counter", "DELETE")
+
+
+def set_options(url: str, *, step_delay: float | None = None) -> dict[str, Any]:
+    """Change run-time options of the server at ``url`` (now: ``step_delay``); returns them."""
+    body = {} if step_delay is None else {"step_delay": step_delay}
+    return _admin(url, "/options", "POST", body)

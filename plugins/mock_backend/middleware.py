@@ -112,6 +112,13 @@ class FaultMiddleware:
         elif route == "/counter" and method == "DELETE":
             self.backend.ledger.reset()
             payload = self.backend.ledger.snapshot()
+        elif route == "/options" and method == "POST":
+            body = json.loads(await _read_body(receive) or b"{}")
+            if "step_delay" in body:
+                self.backend.options.step_delay = float(body["step_delay"])
+            payload = {"step_delay": self.backend.options.step_delay}
+        elif route == "/options":
+            payload = {"step_delay": self.backend.options.step_delay}
         elif route == "/health":
             payload = {"ok": True, "last_model": self.backend.last_model.model_type,
                        "output_dir": str(self.backend.output_dir)}

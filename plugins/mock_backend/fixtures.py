@@ -1,0 +1,72 @@
+"""pytest fixtures serving the mock WanGP (a pytest plugin module: ``-p`` it or register it under
+the ``pytest11`` entry point as ``vidbridge.plugins.mock_backend.fixtures``).
+
+Loading this module is cheap: gradio is imported only when a fixture starts a server.
+
+* ``vidbridge_mock_server`` (session): one in-process server on 127.0.0.1, port 0, no step delay.
+* ``vidbridge_mock`` (function): that server, with faults cleared, counter zeroed and step delay
+  reset to 0 before and after the test; use ``.url``.
+* ``vidbridge_mock_subprocess_factory`` (function): ``make(**options)`` starts a
+  :class:`~.server.SubprocessMockServer` (options as its constructor; ``python`` defaults to
+  ``$VIDBRIDGE_MOCK_PYTHON`` or this interpreter); all are stopped after the test.
+* ``vidbridge_mock_subprocess`` (function): one such server with default options, which the
+  test may ``.kill()`` and ``.restart()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def vidbridge_mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A session-wide in-process mock WanGP server (port 0)."""
+    from .server import MockServer
+
+    state = tmp_path_factory.mktemp("vidbridge-mock")
+    with MockServer(port=0, state_dir=state) as server:
+        yield server
+
+
+@pytest.fixture
+def vidbridge_mock(vidbridge_mock_server: Any) -> Iterator[Any]:
+    """The session's mock server, reset (faults, counter, step delay) around the test."""
+    from . import faults
+
+    def reset() -> None:
+        faults.clear_faults(vidbridge_mock_server.url)
+        faults.reset_counter(vidbridge_mock_server.url)
+        faults.set_options(vidbridge_mock_server.url, step_delay=0.0)
+
+    reset()
+    yield vidbridge_mock_server
+    reset()
+
+
+@pytest.fixture
+def vidbridge_mock_subprocess_factory(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """A factory starting mock servers in child processes; stops them after the test."""
+    from .server import SubprocessMockServer
+
+    started: list[SubprocessMockServer] = []
+
+    def make(**options: Any) -> SubprocessMockServer:
+        options.setdefault("python", os.environ.get("VIDBRIDGE_MOCK_PYTHON") or sys.executable)
+        options.setdefault("state_dir", tmp_path / f"mock-{len(started)}")
+        server = SubprocessMockServer(**options)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def vidbridge_mock_subprocess(vidbridge_mock_subprocess_factory: Callable[..., Any]) -> Any:
+    """A mock server in a child process the test can kill and restart on the same port."""
+    return vidbridge_mock_subprocess_factory()
