@@ -1,0 +1,161 @@
+"""Finding WanGP servers: user-named URLs (options, env, config file) and loopback probes.
+
+A server is WanGP only if its ``/config`` says so: title "WanGP" and its generation endpoints
+(``save_inputs*``, ``process_prompt_and_add_tasks``, ``process_tasks``) among the dependencies.
+Another gradio app is reported with ``healthy=False`` and note "not Wan2GP".
+
+Config file: ``<user_config_dir>/vidbridge/wan2gp.json`` (platformdirs), e.g.
+``{"urls": ["http://192.168.1.20:7860"]}``; env ``VIDBRIDGE_WAN2GP_URL`` takes a comma-separated list.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vidbridge.context import DiscoverOptions
+from vidbridge.models import Endpoint
+
+from .connection import headers_for
+
+__all__ = ["LOCAL_PORTS", "ENV_VAR", "config_file", "configured_urls", "probe", "discover", "is_wan2gp"]
+
+log = logging.getLogger("vidbridge.plugins.wan2gp")
+
+#: WanGP's default port range and Pinokio's port.
+LOCAL_PORTS = (*range(7860, 7870), 42003)
+ENV_VAR = "VIDBRIDGE_WAN2GP_URL"
+_REQUIRED = ("save_inputs", "process_prompt_and_add_tasks", "process_tasks")
+
+
+def config_file() -> Path:
+    """``<user_config_dir>/vidbridge/wan2gp.json``."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("vidbridge")) / "wan2gp.json"
+
+
+def configured_urls(path: Path | None = None) -> list[str]:
+    """URLs from env ``VIDBRIDGE_WAN2GP_URL`` and the config file (``{"urls": [...]}`` or ``{"url": ...}``)."""
+    urls = [u.strip() for u in os.environ.get(ENV_VAR, "").split(",") if u.strip()]
+    path = path or config_file()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable %s: %s", path, exc)
+        data = {}
+    if isinstance(data, dict):
+        listed = data.get("urls") or ([data["url"]] if isinstance(data.get("url"), str) else [])
+        urls.extend(str(u) for u in listed if isinstance(u, str))
+    return urls
+
+
+def _base_names(config: dict[str, Any]) -> set[str]:
+    names = set()
+    for dep in config.get("dependencies") or ():
+        name = dep.get("api_name")
+        if isinstance(name, str):
+            names.add(name.rstrip("0123456789").rstrip("_") if name[-1:].isdigit() else name)
+    return names
+
+
+def is_wan2gp(config: dict[str, Any]) -> bool:
+    """True when ``/config`` shows WanGP's title and generation endpoints."""
+    title = str(config.get("title") or "")
+    return "wangp" in title.lower() and all(name in _base_names(config) for name in _REQUIRED)
+
+
+def model_choices(config: dict[str, Any]) -> tuple[str, ...]:
+    """Models offered by the model dropdown in ``/config`` (elem_id ``model_base_types_list``
+    or the dropdown holding the most models)."""
+    best: list[str] = []
+    for component in config.get("components") or ():
+        choices = component.get("choices") or (component.get("props") or {}).get("choices")
+        if component.get("type") != "dropdown" or not isinstance(choices, list):
+            continue
+        values = [c[1] if isinstance(c, (list, tuple)) and len(c) > 1 else c for c in choices]
+        if component.get("elem_id") == "model_base_types_list":
+            return tuple(map(str, values))
+        if len(values) > len(best) and all(isinstance(v, str) and "x" not in v for v in values[:3]):
+            best = [str(v) for v in values]
+    return tuple(best)
+
+
+def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, str]) -> Endpoint | None:
+    """Check one URL; ``None`` when nothing answers there."""
+    started = time.perf_counter()
+    try:
+        response = http.get(f"{url}/config", timeout=timeout, headers=headers)
+    except httpx.HTTPError:
+        return None
+    latency = (time.perf_counter() - started) * 1000
+    if response.status_code == 401:
+        return Endpoint(url=url, backend="wan2gp", transport="gradio", healthy=False, latency_ms=latency,
+                        note="login required (gradio auth): cannot tell whether this is Wan2GP without credentials")
+    try:
+        config = response.json() if response.is_success else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        return Endpoint(url=url, backend="wan2gp", healthy=False, latency_ms=latency, note="not Wan2GP (no gradio /config)")
+    version = config.get("version")
+    if not is_wan2gp(config):
+        return Endpoint(url=url, backend="wan2gp", transport="gradio", healthy=False, latency_ms=latency,
+                        version=f"gradio {version}" if version else None, note="not Wan2GP")
+    queue_size = None
+    prefix = str(config.get("api_prefix") or "").strip("/")
+    try:
+        status = http.get(f"{url}/{prefix}/queue/status" if prefix else f"{url}/queue/status",
+                          timeout=timeout, headers=headers)
+        if status.is_success:
+            queue_size = status.json().get("queue_size")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        pass
+    return Endpoint(
+        url=url, backend="wan2gp", transport="gradio", healthy=True, latency_ms=latency,
+        version=f"gradio {version}" if version else None, models=model_choices(config),
+        queue_size=queue_size if isinstance(queue_size, int) and queue_size >= 0 else None,
+        details={"title": config.get("title"), "gradio_version": version, "protocol": config.get("protocol")},
+    )
+
+
+def discover(options: DiscoverOptions) -> list[Endpoint]:
+    """Probe every candidate URL in parallel, within ``options.timeout`` in total."""
+    candidates: list[str] = []
+    for url in (*options.urls, *configured_urls()):
+        url = url.rstrip("/")
+        if url and url not in candidates:
+            candidates.append(url)
+    if options.probe_local:
+        for port in LOCAL_PORTS:
+            url = f"http://127.0.0.1:{port}"
+            if url not in candidates:
+                candidates.append(url)
+    if not candidates:
+        return []
+    headers = headers_for(options.credentials)
+    per_probe = max(0.1, options.timeout * 0.8)
+    found: list[Endpoint] = []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(candidates)), thread_name_prefix="wan2gp-probe")
+    try:
+        futures = {pool.submit(probe, options.http, url, timeout=per_probe, headers=headers): url for url in candidates}
+        done, _ = concurrent.futures.wait(futures, timeout=options.timeout)
+        for future in done:
+            try:
+                endpoint = future.result()
+            except Exception as exc:  # one bad server must not hide the others
+                log.debug("probe of %s failed: %s", futures[future], exc)
+                continue
+            if endpoint is not None:
+                found.append(endpoint)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    order = {url: i for i, url in enumerate(candidates)}
+    return sorted(found, key=lambda e: order.get(e.url, 0))

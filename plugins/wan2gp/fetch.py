@@ -1,0 +1,72 @@
+"""Downloading a finished job's outputs: verified, atomically named, with a sidecar manifest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from vidbridge.download import download_verified
+from vidbridge.errors import JobFailedError
+from vidbridge.models import Artifact, Provenance
+
+from .connection import headers_for
+from .job import Wan2GPJob, file_url
+from .session import Wan2GPSession
+
+__all__ = ["fetch_outputs", "provenance_for"]
+
+
+def _seed(settings: dict, name: str | None) -> int | None:
+    import re
+
+    match = re.search(r"_seed(\d+)", name or "")
+    if match:
+        return int(match[1])
+    seed = settings.get("seed")
+    return int(seed) if isinstance(seed, (int, float)) and seed >= 0 else None
+
+
+def provenance_for(session: Wan2GPSession, job: Wan2GPJob, original_name: str) -> Provenance:
+    """What produced the file: request, exact settings sent, seed, model, server, timings.
+    No credentials: the request and settings never hold any."""
+    timings = dict(job.state.timings)
+    timings["started"] = job.started_at
+    return Provenance(
+        backend="wan2gp",
+        endpoint=session.url,
+        job_id=job.job_id,
+        model=job.model,
+        seed=_seed(job.settings_sent, original_name),
+        original_name=original_name,
+        request=job.request.model_dump(mode="json"),
+        settings_sent=job.settings_sent,
+        timings=timings,
+        gradio_version=session.server.config.get("version"),
+    )
+
+
+def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
+                  progress: Callable[[int, int | None], None]) -> list[Artifact]:
+    """Download ``job``'s own new gallery items into ``destination`` (retried, verified)."""
+    items = job.outputs()
+    if not items:
+        raise JobFailedError(f"{session.url}: {job.job_id} has no outputs to fetch", endpoint=session.url)
+    headers = headers_for(session.credentials)
+    if session.server.cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.server.cookies.items())
+    artifacts = []
+    for item in items:
+        name = item.orig_name or Path(item.path).name
+        artifacts.append(download_verified(
+            session.http, file_url(session, item), destination,
+            original_name=name,
+            provenance=provenance_for(session, job, name),
+            expected_size=item.size,
+            media_type=item.mime_type,
+            headers=headers,
+            attempts=max(1, session.options.retry_attempts),
+            progress=progress,
+            sleep=time.sleep,
+        ))
+    return artifacts

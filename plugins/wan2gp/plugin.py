@@ -1,0 +1,72 @@
+"""The wan2gp plugin's hook implementations (thin: the work lives in the sibling modules).
+
+Registered under the ``vidbridge`` entry-point group as ``wan2gp``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from vidbridge import hookimpl
+from vidbridge.context import ConnectOptions, DiscoverOptions
+from vidbridge.errors import BackendConnectionError, JobTimeoutError
+from vidbridge.models import Artifact, CancelResult, Credentials, Endpoint, GenerationRequest, JobStatus
+from vidbridge.retry import retrying
+
+from . import discovery
+from .fetch import fetch_outputs
+from .job import Wan2GPJob
+from .session import Wan2GPSession
+
+__all__ = ["vidbridge_discover", "vidbridge_connect", "vidbridge_submit", "vidbridge_status", "vidbridge_fetch",
+           "vidbridge_cancel"]
+
+
+@hookimpl
+def vidbridge_discover(options: DiscoverOptions) -> list[Endpoint]:
+    """WanGP servers among the user's URLs and the usual loopback ports."""
+    return discovery.discover(options)
+
+
+@hookimpl
+def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: ConnectOptions) -> Wan2GPSession:
+    """A pool of gradio sessions to ``endpoint``; retried while the server is unreachable."""
+    started = time.monotonic()
+    for attempt in retrying(attempts=options.retry_attempts, max_delay=max(options.connect_timeout * 3, 5.0)):
+        with attempt:
+            if time.monotonic() - started > options.connect_timeout * max(1, options.retry_attempts):
+                raise JobTimeoutError(f"{endpoint.url}: no session within the connect timeout", endpoint=endpoint.url)
+            return Wan2GPSession(endpoint, credentials, options)
+    raise BackendConnectionError(f"{endpoint.url}: cannot connect", endpoint=endpoint.url)  # pragma: no cover
+
+
+@hookimpl
+def vidbridge_submit(session: Wan2GPSession, request: GenerationRequest, job_id: str) -> Wan2GPJob:
+    """Validate locally, then queue the task on a gradio session of the pool (never retried)."""
+    job = Wan2GPJob(session, request, job_id)
+    job.start()
+    return job
+
+
+@hookimpl
+def vidbridge_status(handle: Wan2GPJob, current: JobStatus, wait: float) -> JobStatus:
+    """Wait up to ``wait`` s for a pushed change; return the normalised status."""
+    return handle.wait_status(current, wait)
+
+
+@hookimpl
+def vidbridge_fetch(session: Wan2GPSession, handle: Wan2GPJob, destination: Path,
+                    progress: Callable[[int, int | None], None]) -> list[Artifact]:
+    """Download and verify this job's own outputs."""
+    return fetch_outputs(session, handle, destination, progress)
+
+
+@hookimpl
+def vidbridge_cancel(handle: Wan2GPJob) -> CancelResult:
+    """Abort through WanGP's own abort endpoints."""
+    stopped, message = handle.cancel()
+    return CancelResult(server_stopped=stopped, message=message)
+
+

@@ -1,0 +1,187 @@
+"""A vidbridge session to one WanGP server: a small pool of gradio sessions (Clients).
+
+WanGP keeps the task queue, form and gallery per gradio session, and runs one session's tasks one
+after the other, so concurrent jobs each need their own Client. The pool hands out an idle Client
+(reused across jobs), opens a new one up to ``max_sessions``, and drops broken ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from vidbridge.context import ConnectOptions
+from vidbridge.errors import BackendConnectionError, JobTimeoutError
+from vidbridge.models import Credentials, Endpoint
+
+from .api import ApiSurface
+from .connection import ApiCache, FastClient, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
+
+__all__ = ["PooledClient", "Wan2GPSession", "ServerLimiter"]
+
+log = logging.getLogger("vidbridge.plugins.wan2gp")
+
+
+@dataclass(eq=False)
+class PooledClient:
+    """One gradio session and what we know of its server-side state."""
+
+    client: FastClient
+    model: str | None = None  # the model this gradio session is on, once we set it
+    choices: frozenset[str] = frozenset()  # model dropdown choices of this session
+    forms: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> form from fill_inputs
+    resolutions: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    broken: bool = False
+    jobs: int = 0
+
+
+class ServerLimiter:
+    """Per-server caps shared by every session to that server: concurrent gradio sessions in use,
+    and a minimum interval between job starts (request rate)."""
+
+    _all: dict[str, ServerLimiter] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, slots: int, min_interval: float) -> None:
+        self.slots = threading.BoundedSemaphore(max(1, slots))
+        self.min_interval = min_interval
+        self._next = 0.0
+        self._rate_lock = threading.Lock()
+
+    @classmethod
+    def for_server(cls, url: str, slots: int, min_interval: float = 0.05) -> ServerLimiter:
+        """The limiter of ``url`` (created with ``slots`` on first use)."""
+        with cls._lock:
+            if url not in cls._all:
+                cls._all[url] = cls(slots, min_interval)
+            return cls._all[url]
+
+    def pace(self) -> None:
+        """Sleep as needed so job starts are at least ``min_interval`` apart."""
+        with self._rate_lock:
+            now = time.monotonic()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.min_interval
+        if wait > 0:
+            time.sleep(wait)
+
+
+class Wan2GPSession:
+    """The object ``vidbridge_connect`` returns: a pool of gradio sessions to one WanGP server."""
+
+    def __init__(self, endpoint: Endpoint, credentials: Credentials, options: ConnectOptions) -> None:
+        self.endpoint = endpoint
+        self.url = endpoint.url
+        self.credentials = credentials
+        self.options = options
+        self._own_http = options.http is None
+        self.http = options.http or httpx.Client(verify=options.verify_tls)
+        self.uploads = UploadCache()
+        self._lock = threading.Condition()
+        self._idle: list[PooledClient] = []
+        self._busy: set[PooledClient] = set()
+        self._closed = False
+        self.limiter = ServerLimiter.for_server(self.url, options.max_sessions)
+        self.server: ServerInfo = fetch_server_info(self.http, self.url, credentials,
+                                                    timeout=options.connect_timeout, cache=ApiCache(options.cache_dir))
+        self.api = ApiSurface(self.server.info, self.server.config)
+        # Open the first gradio session now: connect fails early on bad auth or a broken server.
+        self._idle.append(self._new_client())
+
+    def __repr__(self) -> str:  # no credentials, ever
+        return f"<Wan2GPSession {self.url} idle={len(self._idle)} busy={len(self._busy)}>"
+
+    @property
+    def src_prefixed(self) -> str:
+        """Base URL of the gradio routes (``.../gradio_api/``)."""
+        return self.server.src_prefixed
+
+    def _new_client(self) -> PooledClient:
+        client = build_client(self.server, self.credentials, verify_tls=self.options.verify_tls,
+                              connect_timeout=self.options.connect_timeout, upload_cache=self.uploads)
+        choices = self.api_model_choices()
+        return PooledClient(client, choices=frozenset(choices))
+
+    def api_model_choices(self) -> list[str]:
+        """Model choices of a fresh gradio session, from ``view_api`` (they follow the server's
+        model at start-up)."""
+        try:
+            name = self.api.find("process_prompt_and_add_tasks", requires=["model_choice"])
+        except LookupError:
+            return []
+        parameter = self.api.parameter(name, "model_choice")
+        return [str(c) for c in (parameter.choices or ())] if parameter else []
+
+    def default_model(self) -> str | None:
+        """The model a fresh gradio session starts on, per ``view_api``."""
+        try:
+            name = self.api.find("process_prompt_and_add_tasks", requires=["model_choice"])
+        except LookupError:
+            return None
+        parameter = self.api.parameter(name, "model_choice")
+        return str(parameter.default) if parameter and parameter.default else None
+
+    def acquire(self, timeout: float | None = None) -> PooledClient:
+        """An idle gradio session (a new one if none is idle), waiting for a free slot.
+
+        :raises JobTimeoutError: no slot within ``timeout``.
+        """
+        if self._closed:
+            raise BackendConnectionError(f"{self.url}: the session is closed", endpoint=self.url)
+        if not self.limiter.slots.acquire(timeout=timeout if timeout is not None else -1):
+            raise JobTimeoutError(f"{self.url}: no free gradio session within {timeout} s", endpoint=self.url)
+        try:
+            with self._lock:
+                pooled = self._idle.pop() if self._idle else None
+            if pooled is None:
+                pooled = self._new_client()
+            with self._lock:
+                self._busy.add(pooled)
+            self.limiter.pace()
+            return pooled
+        except BaseException:
+            self.limiter.slots.release()
+            raise
+
+    def release(self, pooled: PooledClient, *, broken: bool = False) -> None:
+        """Give a gradio session back; a broken one is closed and dropped. Idempotent per job."""
+        with self._lock:
+            if pooled not in self._busy:
+                return
+            self._busy.discard(pooled)
+            keep = not (broken or pooled.broken or self._closed)
+            if keep:
+                self._idle.append(pooled)
+        if not keep:
+            close_client(pooled.client)
+            if broken:
+                # The server may have restarted: its upload folder and our cached paths are gone.
+                self.uploads.clear()
+        self.limiter.slots.release()
+
+    def close(self) -> None:
+        """Close every gradio session and release threads; harmless to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            clients = self._idle + list(self._busy)
+            self._idle.clear()
+        for pooled in clients:
+            close_client(pooled.client)
+        if self._own_http:
+            self.http.close()
+
+    def probe(self, timeout: float = 3.0) -> bool:
+        """True when the server answers ``/config`` (used to tell a dead server from a slow one)."""
+        try:
+            response = self.http.get(f"{self.url}/config", timeout=timeout, cookies=None,
+                                     headers=self.credentials.header_values())
+            return response.status_code < 500
+        except httpx.HTTPError:
+            return False
