@@ -169,6 +169,8 @@ class Job:
     def wait(self, timeout: float | None = None) -> JobStatus:
         """Block until the job is terminal and return its final status (no exception on failure).
 
+        When it returns, the callbacks have been called with the final status too.
+
         :raises JobTimeoutError: ``timeout`` seconds passed first (the job keeps running).
         """
         with self._condition:
@@ -177,6 +179,10 @@ class Job:
                     f"{self.id} still {self.status().phase.value} after waiting {timeout} s",
                     endpoint=self._session.endpoint.url,
                 )
+        if threading.current_thread() is not self._thread:
+            # The terminal status is recorded on the monitor thread, which then runs the callbacks
+            # and ends: joining it means a host never sees result() before its callback saw the end.
+            self._thread.join()
         return self.status()
 
     def result(self, timeout: float | None = None) -> list[Artifact]:

@@ -436,3 +436,19 @@ def test_lazy_namespace():
     assert "Client" in dir(vidbridge)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         vidbridge.Nope
+
+
+def test_final_callback_has_run_when_result_returns(session, out):
+    """Regression: result() used to return before the callbacks had seen the terminal status."""
+    for _ in range(5):
+        seen: list[Phase] = []
+        delivered = threading.Event()
+
+        def slow_callback(status, seen=seen):
+            if status.is_terminal:
+                delivered.wait(0.01)  # widen the window between recording and delivering
+            seen.append(status.phase)
+
+        job = session.submit(prompt="x", output_dir=out, on_status=slow_callback)
+        job.result(timeout=30)
+        assert seen[-1] is Phase.COMPLETED
