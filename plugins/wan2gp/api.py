@@ -136,7 +136,7 @@ class ApiSurface:
             return name
         offered = ", ".join(self.copies(base)) or "none"
         need = f"exactly {list(exact)}" if exact is not None else f"parameters {sorted(wanted)}"
-        raise EndpointNotFound(f"no endpoint {base} with {need} on this server (copies: {offered})")
+        raise EndpointNotFound(f"no endpoint /{base.lstrip('/')} with {need} on this server (copies: {offered})")
 
     # -- payloads ----------------------------------------------------------------------------------
 

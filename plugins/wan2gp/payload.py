@@ -83,7 +83,7 @@ def plan_form(request: GenerationRequest) -> FormPlan:
     if request.preset:
         preset = PRESETS.get(request.preset.lower())
         if preset is None:
-            raise InvalidRequestError(f"preset: unknown preset {request.preset!r}", field="preset",
+            raise InvalidRequestError(f"preset: unknown preset {request.preset!r}; known: {', '.join(sorted(PRESETS))}", field="preset",
                                       allowed=", ".join(sorted(PRESETS)))
         family = family_of(model) if model else None
         if preset.families and family is not None and family not in preset.families:
