@@ -112,3 +112,41 @@ def test_conformance_kit_catches_a_broken_plugin(pytester):
     result = pytester.runpytest_inprocess("-q", "-k", "artifacts or resources")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*provenance*", "*leaked-by-plugin*"])
+
+
+def test_thread_guard_reports_leaks_and_honours_ignores(pytester):
+    """``vidbridge_thread_guard`` fails a test that leaves a thread running, unless told to ignore it."""
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+
+        STOP = threading.Event()
+
+        @pytest.fixture(scope="module", autouse=True)
+        def stop_threads_at_the_end():
+            yield
+            STOP.set()  # after every function-scoped guard has checked
+
+        def start(name, stop=STOP):
+            thread = threading.Thread(target=stop.wait, name=name, daemon=True)
+            thread.start()
+            return thread
+
+        def test_leaks(vidbridge_thread_guard):
+            vidbridge_thread_guard.timeout = 0.05
+            start("leaky-worker")
+
+        def test_ignored(vidbridge_thread_guard):
+            vidbridge_thread_guard.ignore("server-pool")
+            start("server-pool-1")
+
+        def test_ends_in_time(vidbridge_thread_guard):
+            stop = threading.Event()
+            start("short-lived", stop)
+            stop.set()
+        """
+    )
+    result = pytester.runpytest_inprocess("-q")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*1 thread(s) still running after the test: leaky-worker*"])

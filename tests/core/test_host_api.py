@@ -452,3 +452,44 @@ def test_final_callback_has_run_when_result_returns(session, out):
         job = session.submit(prompt="x", output_dir=out, on_status=slow_callback)
         job.result(timeout=30)
         assert seen[-1] is Phase.COMPLETED
+
+
+def test_discover_merging_prefers_a_claiming_plugin(vidbridge_register_plugin, vidbridge_client, caplog):
+    class Unsure:
+        @hookimpl
+        def vidbridge_discover(self, options):
+            return [Endpoint(url=URL, healthy=False, note="not Unsure's backend"), "garbage"]
+
+    class Claims:
+        @hookimpl
+        def vidbridge_discover(self, options):
+            return [Endpoint(url=URL)]  # backend left empty: the core fills in the plugin name
+
+    vidbridge_register_plugin(Unsure(), name="unsure")
+    vidbridge_register_plugin(Claims(), name="claims")
+    (endpoint,) = vidbridge_client.discover([URL], probe_local=False)
+    assert endpoint.healthy and endpoint.backend == "claims" and endpoint.note is None
+    assert "garbage" in caplog.text
+
+
+def test_connect_with_credentials_and_explicit_backend(backend, vidbridge_client):
+    from vidbridge import Credentials
+
+    session = vidbridge_client.connect(URL, backend="fake", credentials={"token": "t0ken"})
+    assert session.backend == "fake"
+    other = vidbridge_client.connect(Endpoint(url=URL, backend="wrong"), backend="fake",
+                                     credentials=Credentials(username="u", password="p"))
+    assert other.backend == "fake"
+
+
+def test_module_level_helpers_use_a_private_client(backend, vidbridge_plugin_manager, monkeypatch, tmp_path):
+    import vidbridge.client as client_module
+
+    monkeypatch.setenv("VIDBRIDGE_CACHE_DIR", str(tmp_path / "cache"))
+    assert client_module.default_cache_dir() == tmp_path / "cache"
+    monkeypatch.setattr(client_module, "get_plugin_manager", lambda: vidbridge_plugin_manager)
+    assert [endpoint.backend for endpoint in vidbridge.discover([URL], probe_local=False)] == ["fake"]
+    with pytest.raises(BackendConnectionError):
+        vidbridge.connect("http://nobody.local:1")
+    monkeypatch.delenv("VIDBRIDGE_CACHE_DIR")
+    assert client_module.default_cache_dir().name == "vidbridge"
