@@ -22,8 +22,6 @@ from .session import get_session
 from .spec import EndpointSpec, Surface, load_surface
 
 COMPACT_COPIES = 5  # copies of each implemented function registered in the compact surface
-# Extra copies some flows name explicitly (WanGP's Generate chain uses save_inputs_16).
-COMPACT_EXTRA = frozenset({"save_inputs_16"})
 
 
 def endpoint_function(endpoint: EndpointSpec, impl: Callable[..., Any] | None,
@@ -83,7 +81,7 @@ def selected_endpoints(surface: Surface, implemented: set[str], full: bool) -> l
         if endpoint.function_name not in implemented:
             continue
         copies[endpoint.function_name] = copies.get(endpoint.function_name, 0) + 1
-        if copies[endpoint.function_name] <= COMPACT_COPIES or endpoint.api_name in COMPACT_EXTRA:
+        if copies[endpoint.function_name] <= COMPACT_COPIES:
             chosen.append(endpoint)
     return chosen
 

@@ -86,7 +86,7 @@ def component_kwargs(spec: ComponentSpec) -> dict[str, Any]:
         if "step" in spec.config:
             kwargs["step"] = spec.config["step"]
         kwargs.setdefault("value", low if kind == "slider" else None)
-    elif kind in ("audio", "file", "uploadbutton", "downloadbutton"):
+    elif kind in ("audio", "file", "uploadbutton"):
         kwargs["type"] = "filepath"
         if kind in ("file", "uploadbutton") and spec.api.get("python_type", "").startswith("list"):
             kwargs["file_count"] = "multiple"
@@ -94,8 +94,6 @@ def component_kwargs(spec: ComponentSpec) -> dict[str, Any]:
         kwargs["type"] = "filepath"
     elif kind == "wangpimageeditor":
         kwargs["type"] = "filepath"
-    elif kind == "fileexplorer":
-        kwargs.pop("value", None)
     return kwargs
 
 

@@ -21,7 +21,7 @@ from .backend import MockBackend
 from .catalog import Model, base_models, finetunes, get_model, load_models
 from .faults import GENERATION_KINDS, Fault
 from .session import Session
-from .spec import Surface
+from .spec import Surface, load_surface
 
 WEBFORM_ERROR = ("Webform can not be used as the App has been restarted since the form was "
                  "displayed. Please refresh the page")
@@ -36,9 +36,16 @@ def model_choices(model: Model) -> list[tuple[str, str]]:
 
 def model_dropdown_updates(model: Model) -> dict[int, dict[str, Any]]:
     """Constructor/update arguments of the three model dropdowns when ``model`` is selected."""
+    recorded = load_surface().components[BASE_MODEL_DROPDOWN].choices or []
+    # WanGP orders and groups base models its own way; where the recording shows that family's
+    # list, reproduce it, otherwise list the family's architectures.
+    if model.architecture in {c[1] if isinstance(c, tuple) else c for c in recorded}:
+        bases: list[Any] = list(recorded)
+    else:
+        bases = base_models(model.ui_family)
     return {
         FAMILY_DROPDOWN: {"value": model.ui_family},
-        BASE_MODEL_DROPDOWN: {"choices": base_models(model.ui_family), "value": model.architecture},
+        BASE_MODEL_DROPDOWN: {"choices": bases, "value": model.architecture},
         MODEL_DROPDOWN: {"choices": model_choices(model), "value": model.model_type},
     }
 

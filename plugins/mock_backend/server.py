@@ -91,7 +91,9 @@ class MockServer:
         self.backend = MockBackend(BackendOptions(**self._options), exit_process=os._exit)
         asgi = self.build_asgi()
         config = uvicorn.Config(asgi, host=self.host, port=self.port, log_level="warning",
-                                http=_h11_protocol(), lifespan="on", ws="none")
+                                http=_h11_protocol(), lifespan="on", ws="none",
+                                # clients keep heartbeat streams open: wait at most 1 s for them
+                                timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         errors: list[BaseException] = []
@@ -167,6 +169,7 @@ class SubprocessMockServer:
         self.python = python or sys.executable
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="vidbridge-mock-"))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.state_dir / "server.log"
         auth_pair = parse_auth(auth)
         self._args = ["--step-delay", str(step_delay), "--state-dir", str(self.state_dir)]

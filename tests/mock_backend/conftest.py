@@ -1,16 +1,11 @@
-"""Fixtures and small gradio_client helpers for the mock backend tests.
-
-The helpers are written from CONTRACT.md alone (a gradio_client user's view of WanGP); nothing
-here uses vidbridge's own client code.
-"""
+"""Fixtures of the mock backend tests (the package's pytest plugin module plus a client)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any, Iterator
 
 import pytest
+from mock_helpers import open_client
 
 from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
     vidbridge_mock,
@@ -20,97 +15,9 @@ from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
 )
 
 
-@contextlib.contextmanager
-def open_client(url: str, **kwargs: Any) -> Iterator[Any]:
-    """A gradio_client Client, closed with its thread pools (GRADIO_CLIENT.md)."""
-    from gradio_client import Client
-
-    client = Client(url, verbose=False, download_files=False, **kwargs)
-    try:
-        yield client
-    finally:
-        client.close()
-        for pool in (client.executor, getattr(client, "helper_executor", None),
-                     getattr(client, "stream_executor", None)):
-            if pool is not None:
-                pool.shutdown(wait=False)
-
-
 @pytest.fixture
 def client(vidbridge_mock: Any) -> Iterator[Any]:
     with open_client(vidbridge_mock.url) as c:
         yield c
 
 
-def endpoint_named(client: Any, base: str, **wanted_defaults: Any) -> str:
-    """The first endpoint ``/base`` or ``/base_N`` whose parameter defaults include ``wanted``."""
-    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    for name, info in api.items():
-        if name.rstrip("0123456789").rstrip("_") != f"/{base}" and name != f"/{base}":
-            continue
-        defaults = {p["parameter_name"]: p["parameter_default"] for p in info["parameters"]}
-        if all(defaults.get(k) == v for k, v in wanted_defaults.items()):
-            return name
-    raise LookupError(base)
-
-
-def form_args(client: Any, api_name: str, **values: Any) -> list[Any]:
-    """Positional arguments of ``api_name`` built by parameter name from the server defaults."""
-    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"][api_name]["parameters"]
-    known = {p["parameter_name"] for p in params}
-    unknown = set(values) - known
-    assert not unknown, unknown
-    return [values.get(p["parameter_name"], p["parameter_default"]) for p in params]
-
-
-def save_form(client: Any, **values: Any) -> None:
-    values.setdefault("target", "state")
-    name = endpoint_named(client, "save_inputs", target="state")
-    client.predict(*form_args(client, name, **values), api_name=name)
-
-
-def queue_task(client: Any, model: str = "t2v") -> tuple[str, list[str]]:
-    """process_prompt_and_add_tasks; returns (queue html, gr.Info messages seen)."""
-    job = client.submit(0, model, api_name="/process_prompt_and_add_tasks")
-    logs = collect_logs(job)
-    return job.result()["value"], logs
-
-
-def collect_logs(job: Any) -> list[str]:
-    """Every gr.Info/gr.Warning message of a job (consumes all updates, per CONTRACT.md)."""
-
-    async def consume() -> list[str]:
-        messages = []
-        async for update in job:
-            log = getattr(update, "log", None)
-            if log:
-                messages.append(log[0])
-        return messages
-
-    return asyncio.run(consume())
-
-
-def gallery_files(client: Any) -> list[dict[str, Any]]:
-    """FileData dicts of the session's gallery (refresh_gallery's second output)."""
-    gallery = client.predict(api_name="/refresh_gallery")[1]
-    return [item.get("video") or item.get("image") for item in gallery["value"]]
-
-
-def download(client: Any, file: dict[str, Any]) -> bytes:
-    import httpx
-
-    url = client.src_prefixed + "file=" + file["path"]
-    response = httpx.get(url, timeout=30)
-    response.raise_for_status()
-    return response.content
-
-
-def generate(client: Any, model: str = "t2v", **values: Any) -> dict[str, Any]:
-    """save_inputs -> process_prompt_and_add_tasks -> process_tasks -> the newest gallery file."""
-    values.setdefault("num_inference_steps", 2)
-    values.setdefault("video_length", 5)
-    save_form(client, **values)
-    html, logs = queue_task(client, model)
-    assert not logs, logs
-    client.predict(api_name="/process_tasks")
-    return gallery_files(client)[-1]
