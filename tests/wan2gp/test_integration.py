@@ -1,0 +1,158 @@
+"""Integration tests: the plugin's hooks against the mock WanGP (a real gradio app)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidbridge import (
+    AuthenticationError,
+    Credentials,
+    GenerationRequest,
+    InvalidRequestError,
+    LoRA,
+    Phase,
+    RejectedError,
+)
+from vidbridge.plugins.mock_backend import faults
+from vidbridge.plugins.wan2gp import plugin
+
+from wan2gp_helpers import follow
+
+pytestmark = pytest.mark.integration
+
+
+def _run(session: Any, request: GenerationRequest, tmp_path: Path, job_id: str = "job") -> tuple[list, Any]:
+    handle = plugin.vidbridge_submit(session=session, request=request, job_id=job_id)
+    statuses = follow(handle, job_id)
+    assert statuses[-1].phase is Phase.COMPLETED, statuses[-1]
+    out = tmp_path / job_id
+    out.mkdir()
+    artifacts = plugin.vidbridge_fetch(session=session, handle=handle, destination=out, progress=lambda *_: None)
+    return artifacts, handle
+
+
+def test_text_to_video_then_second_job_only_gets_its_own_output(vidbridge_mock: Any, connect: Any,
+                                                                tmp_path: Path) -> None:
+    session = connect(vidbridge_mock.url)
+    first, _ = _run(session, GenerationRequest(prompt="a red fox", frames=17, steps=3, seed=11), tmp_path, "one")
+    second, handle = _run(session, GenerationRequest(prompt="a blue bird", frames=17, steps=3, seed=12),
+                          tmp_path, "two")
+    assert len(first) == len(second) == 1
+    artifact = second[0]
+    assert artifact.media_type == "video/mp4" and artifact.provenance.seed == 12
+    assert "blue bird" in artifact.path.name and artifact.manifest_path and artifact.manifest_path.is_file()
+    manifest = artifact.manifest_path.read_text()
+    assert "a blue bird" in manifest and artifact.provenance.settings_sent["video_length"] == 17
+    assert handle.pooled is not None and handle.pooled.jobs == 0  # reused the same gradio session
+
+
+def test_image_to_video_uploads_each_file_once(vidbridge_mock: Any, connect: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    png = tmp_path / "start.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(png)
+    session = connect(vidbridge_mock.url)
+    request = GenerationRequest(prompt="it moves", model="i2v", image_start=png, frames=17, steps=2)
+    artifacts, handle = _run(session, request, tmp_path, "i2v1")
+    assert handle.settings_sent["image_prompt_type"] == "S" and artifacts
+    _run(session, request, tmp_path, "i2v2")
+    assert session.uploads.uploads == 1
+
+
+def test_model_switch_to_another_family_and_lora_causvid(vidbridge_mock: Any, connect: Any, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    session = connect(vidbridge_mock.url)
+    with caplog.at_level("WARNING"):
+        artifacts, handle = _run(session, GenerationRequest(prompt="city", model="ltx2_19B", frames=17, steps=2),
+                                 tmp_path, "ltx")
+    assert handle.model == "ltx2_19B" and artifacts[0].provenance.model == "ltx2_19B"
+    assert "remembered default" in caplog.text
+    request = GenerationRequest(prompt="fast", model="t2v", frames=17, preset="causvid",
+                                loras=(LoRA(name="CausVid.safetensors", weight=0.7),))
+    artifacts, handle = _run(session, request, tmp_path, "causvid")
+    sent = handle.settings_sent
+    assert sent["sample_solver"] == "causvid" and sent["num_inference_steps"] == 8 and sent["guidance_scale"] == 1
+    assert sent["loras_multipliers"] == "0.7"
+
+
+def test_settings_json_import(vidbridge_mock: Any, connect: Any, tmp_path: Path) -> None:
+    exported = tmp_path / "settings.json"
+    exported.write_text(json.dumps({"model_type": "t2v", "settings_version": 2.74, "type": "Wan2.1 t2v",
+                                    "prompt": "from file", "video_length": 21, "num_inference_steps": 2,
+                                    "seed": 5, "unknown_future_key": 1}))
+    session = connect(vidbridge_mock.url)
+    artifacts, handle = _run(session, GenerationRequest(prompt="override", settings_file=exported), tmp_path, "imp")
+    assert handle.settings_sent["video_length"] == 21 and handle.settings_sent["prompt"] == "override"
+    assert artifacts[0].provenance.seed == 5
+
+
+def test_server_side_validation_becomes_rejected_error(vidbridge_mock: Any, connect: Any) -> None:
+    session = connect(vidbridge_mock.url)
+    with pytest.raises(RejectedError) as info:
+        plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="x", model="i2v", frames=17),
+                                job_id="rej")
+    assert "Start Image" in (info.value.server_message or "")
+
+
+def test_invalid_requests_are_refused_before_the_network(vidbridge_mock: Any, connect: Any) -> None:
+    session = connect(vidbridge_mock.url)
+    before = faults.read_counter(vidbridge_mock.url)
+    with pytest.raises(InvalidRequestError, match="frames"):
+        plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="x", frames=18), job_id="bad")
+    with pytest.raises(InvalidRequestError, match="num_inference_steps"):
+        plugin.vidbridge_submit(session=session, request=GenerationRequest(
+            prompt="x", settings={"num_inference_step": 3}), job_id="bad2")
+    assert faults.read_counter(vidbridge_mock.url) == before
+
+
+def test_cancel_during_generation(vidbridge_mock: Any, connect: Any) -> None:
+    faults.set_options(vidbridge_mock.url, step_delay=0.2)
+    session = connect(vidbridge_mock.url)
+    handle = plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="long", frames=17, steps=50),
+                                     job_id="c")
+    # wait for the generation to be running (an event from the status feed, not a sleep)
+    from vidbridge import JobStatus
+
+    current = JobStatus(job_id="c")
+    for _ in range(200):
+        current = plugin.vidbridge_status(handle=handle, current=current, wait=5)
+        if current.phase in (Phase.INFERRING, Phase.LOADING_MODEL, Phase.STARTING):
+            break
+    result = plugin.vidbridge_cancel(handle=handle)
+    assert result.server_stopped
+    assert follow(handle, "c")[-1].phase is Phase.CANCELLED
+
+
+def test_wrong_and_missing_credentials(tmp_path: Path, connect: Any) -> None:
+    from vidbridge.plugins.mock_backend.server import MockServer
+
+    with MockServer(port=0, auth=("ann", "secret"), state_dir=tmp_path / "auth") as server:
+        with pytest.raises(AuthenticationError) as missing:
+            connect(server.url)
+        assert missing.value.reason == "missing"
+        with pytest.raises(AuthenticationError) as wrong:
+            connect(server.url, Credentials(username="ann", password="nope"))
+        assert wrong.value.reason == "refused" and "nope" not in str(wrong.value)
+        session = connect(server.url, Credentials(username="ann", password="secret"))
+        assert "secret" not in repr(session)
+
+
+def test_close_releases_threads(vidbridge_mock: Any, connect: Any, http: Any, tmp_path: Path) -> None:
+    from vidbridge import ConnectOptions, Endpoint
+
+    baseline = threading.active_count()
+    session = plugin.vidbridge_connect(endpoint=Endpoint(url=vidbridge_mock.url, backend="wan2gp"),
+                                       credentials=Credentials(),
+                                       options=ConnectOptions(http=http, cache_dir=tmp_path, retry_attempts=1))
+    _run(session, GenerationRequest(prompt="t", frames=17, steps=1), tmp_path, "t")
+    session.close()
+    session.close()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.name.startswith(("ThreadPoolExecutor", "wan2gp-")):
+            thread.join(timeout=5)
+    assert threading.active_count() <= baseline
