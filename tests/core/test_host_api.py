@@ -493,3 +493,12 @@ def test_module_level_helpers_use_a_private_client(backend, vidbridge_plugin_man
         vidbridge.connect("http://nobody.local:1")
     monkeypatch.delenv("VIDBRIDGE_CACHE_DIR")
     assert client_module.default_cache_dir().name == "vidbridge"
+
+
+def test_testing_namespace_is_lazy():
+    import vidbridge.testing as testing
+
+    assert "BackendConformance" in dir(testing)
+    assert testing.BACKEND_HOOKS[0] == "vidbridge_discover"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        testing.Nope
