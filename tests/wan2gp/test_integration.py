@@ -156,3 +156,25 @@ def test_close_releases_threads(vidbridge_mock: Any, connect: Any, http: Any, tm
         if thread is not threading.current_thread() and thread.name.startswith(("ThreadPoolExecutor", "wan2gp-")):
             thread.join(timeout=5)
     assert threading.active_count() <= baseline
+
+
+def test_server_killed_mid_job_then_reconnects(vidbridge_mock_subprocess: Any, connect: Any, tmp_path: Path) -> None:
+    from vidbridge import BackendConnectionError, JobStatus
+
+    server = vidbridge_mock_subprocess
+    faults.set_options(server.url, step_delay=0.2)
+    session = connect(server.url, request_timeout=5)
+    handle = plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="doomed", frames=17, steps=50),
+                                     job_id="k")
+    current = JobStatus(job_id="k")
+    for _ in range(200):
+        current = plugin.vidbridge_status(handle=handle, current=current, wait=5)
+        if current.phase is not Phase.QUEUED:
+            break
+    server.kill()
+    with pytest.raises(BackendConnectionError) as info:
+        follow(handle, "k")
+    assert server.url.rstrip("/") in str(info.value)
+    server.restart()
+    artifacts, _ = _run(session, GenerationRequest(prompt="again", frames=17, steps=1), tmp_path, "k2")
+    assert artifacts
