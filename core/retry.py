@@ -9,6 +9,7 @@ server is never wrapped in a retry.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import Callable, TypeVar
 
@@ -28,13 +29,12 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def _wait(max_wait: float) -> Callable[[tenacity.RetryCallState], float]:
-    backoff = tenacity.wait_exponential_jitter(initial=0.2, max=max_wait, jitter=0.2)
-
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
             return min(max(error.retry_after, 0.0), max_wait * 4)
-        return backoff(state)
+        # exponential back-off with jitter, so many clients do not retry in lock-step
+        return min(max_wait, 0.2 * 2 ** (state.attempt_number - 1)) + random.uniform(0, 0.2)
 
     return wait
 

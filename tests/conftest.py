@@ -21,6 +21,10 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
+# The host and plugin-author fixtures (vidbridge_client, vidbridge_register_plugin, ...). Users load
+# them the same way; they are not auto-registered, so they never intrude on other test suites.
+pytest_plugins = ["vidbridge.testing.pytest_plugin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 GRADIO529_VENV = ROOT / ".venv-gradio529"
 GRADIO529_REQUIREMENTS = ["gradio==5.29.0", "huggingface_hub<1.0", "av>=12", "numpy", "pillow"]

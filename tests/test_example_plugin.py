@@ -109,7 +109,7 @@ def test_conformance_kit_catches_a_broken_plugin(pytester):
                 return GenerationRequest(prompt="x", settings={"steps": 1, "step_delay": 0})
         """
     )
-    result = pytester.runpytest_inprocess("-q", "-k", "artifacts or resources")
+    result = pytester.runpytest_inprocess("-q", "-k", "artifacts or resources", "-p", "vidbridge.testing.pytest_plugin")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*provenance*", "*leaked-by-plugin*"])
 
@@ -147,6 +147,6 @@ def test_thread_guard_reports_leaks_and_honours_ignores(pytester):
             stop.set()
         """
     )
-    result = pytester.runpytest_inprocess("-q")
+    result = pytester.runpytest_inprocess("-q", "-p", "vidbridge.testing.pytest_plugin")
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*1 thread(s) still running after the test: leaky-worker*"])

@@ -2,9 +2,9 @@
 
 * :class:`BackendConformance`: a pytest test class to subclass in a plugin's own test suite; it
   proves the plugin honours the hook contract (see its docstring for the fixtures to override).
-* :mod:`vidbridge.testing.pytest_plugin`: fixtures registered automatically through the
-  ``pytest11`` entry point (``vidbridge_plugin_manager``, ``vidbridge_register_plugin``,
-  ``vidbridge_client``, ``vidbridge_thread_guard``).
+* :mod:`vidbridge.testing.pytest_plugin`: fixtures (``vidbridge_plugin_manager``,
+  ``vidbridge_register_plugin``, ``vidbridge_client``, ``vidbridge_thread_guard``); load them in
+  your ``conftest.py`` with ``pytest_plugins = ["vidbridge.testing.pytest_plugin"]``.
 
 Names are imported lazily so that loading the pytest plugin stays cheap.
 """

@@ -1,7 +1,11 @@
 """pytest fixtures for vidbridge hosts and plugin authors.
 
-Registered automatically through the ``pytest11`` entry point once vidbridge is installed, so any
-test suite can use:
+Opt in from a ``conftest.py`` (they are not auto-registered, so they never intrude on other
+suites)::
+
+    pytest_plugins = ["vidbridge.testing.pytest_plugin"]
+
+Then any test can use:
 
 * ``vidbridge_plugin_manager``: a fresh :class:`vidbridge.PluginManager` with no entry points
   loaded (nothing installed leaks into the test);
