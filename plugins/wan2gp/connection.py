@@ -242,7 +242,8 @@ def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *,
         config = response.json()
     except ValueError:
         raise BackendConnectionError(f"{url}: /config is not JSON: not a gradio server", endpoint=url) from None
-    fingerprint = config_fingerprint(config)
+    # Hashing the raw body is cheaper than canonical JSON of a 2 MB config (cold-connect cost).
+    fingerprint = hashlib.sha256(response.content).hexdigest()
     info = cache.get(fingerprint)
     cached = info is not None
     if info is None:
