@@ -1,0 +1,354 @@
+"""Download a backend's output to a local folder and prove it arrived whole.
+
+:func:`download_verified` is what every plugin's ``vidbridge_fetch`` uses. One attempt:
+
+1. stream the body into ``.<name>.<random>.part`` *in the destination folder* (same file system,
+   so the final rename is atomic), hashing as it goes, in constant memory;
+2. verify byte count (Content-Length, ``expected_size``), SHA-256 (``expected_sha256``) and the
+   container structure (:func:`vidbridge.containers.check_container`);
+3. claim a final name that does not exist yet (``video.mp4``, ``video (1).mp4``...) without ever
+   replacing a file, even against concurrent downloads of the same name;
+4. write the sidecar manifest ``<name>.json`` atomically.
+
+A failed attempt removes its ``.part`` file and, if the failure is transient (network, 5xx,
+429, verification), the whole attempt is repeated under :func:`vidbridge.retry.retrying`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator, Mapping, NamedTuple
+
+import httpx
+
+from . import __version__
+from .containers import check_container, sniff_media_type
+from .errors import IntegrityError, InvalidRequestError
+from .filenames import numbered, safe_filename
+from .httperrors import raise_for_status, redact_url, translate_http_error
+from .models import Artifact, Provenance, guess_media_type
+from .retry import retrying
+
+__all__ = ["download_verified", "safe_filename"]
+
+log = logging.getLogger("vidbridge.download")
+
+#: Bytes read from the network per iteration: the memory a download needs, whatever its size.
+CHUNK_SIZE = 64 * 1024
+#: Progress is reported at most once per this many bytes (plus once at the start and the end).
+PROGRESS_EVERY = 256 * 1024
+#: Give up looking for a free " (n)" name after this many taken ones.
+MAX_COLLISIONS = 10_000
+
+# Serialises the final rename on file systems without hard links (see _claim).
+_RENAME_LOCK = threading.Lock()
+
+
+class _Received(NamedTuple):
+    size: int
+    sha256: str
+
+
+def _open_part(destination: Path, name: str) -> tuple[Path, IO[bytes]]:
+    """Create ``.<name>.<random>.part`` exclusively; its mode follows the umask like any new file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        path = destination / f".{name}.{secrets.token_hex(4)}.part"
+        try:
+            return path, os.fdopen(os.open(path, flags, 0o666), "wb")
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
+
+
+def _announced_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _stream_into(
+    response: httpx.Response,
+    out: IO[bytes],
+    *,
+    announced: int | None,
+    expected_size: int | None,
+    progress: Callable[[int, int | None], None] | None,
+    fail: Callable[[str], IntegrityError],
+) -> tuple[int, int, str]:
+    """Copy the body to ``out``; return (bytes written, bytes on the wire, SHA-256 hex).
+
+    Content-Length and progress count bytes on the wire, which differ from the bytes written
+    only if the server compressed despite ``Accept-Encoding: identity``.
+    """
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
+    digest = hashlib.sha256()
+    written = wire = reported = 0
+    total = announced if announced is not None else expected_size
+    if progress:
+        progress(0, total)
+    for chunk in response.iter_bytes(CHUNK_SIZE):
+        out.write(chunk)
+        digest.update(chunk)
+        written += len(chunk)
+        wire = response.num_bytes_downloaded if encoded else written
+        # Stop as soon as the body outgrows what was promised: a runaway server must not fill the disk.
+        if (announced is not None and wire > announced) or (expected_size is not None and written > expected_size):
+            raise fail(f"received more than the {total} bytes announced")
+        if progress and wire - reported >= PROGRESS_EVERY:
+            progress(wire, total)
+            reported = wire
+    if progress and wire != reported:
+        progress(wire, total)
+    return written, wire, digest.hexdigest()
+
+
+def _fetch(
+    http: httpx.Client,
+    url: str,
+    out: IO[bytes],
+    *,
+    headers: httpx.Headers,
+    expected_size: int | None,
+    progress: Callable[[int, int | None], None] | None,
+    fail: Callable[[str], IntegrityError],
+    server: str,
+    action: str,
+) -> _Received:
+    try:
+        with http.stream("GET", url, headers=headers) as response:
+            raise_for_status(response, endpoint=server, action=action)
+            announced = _announced_length(response)
+            if announced is not None and expected_size is not None and announced != expected_size:
+                raise fail(f"server announces {announced} bytes, expected {expected_size}")
+            size, wire, sha256 = _stream_into(
+                response, out, announced=announced, expected_size=expected_size, progress=progress, fail=fail
+            )
+            # Compare on the wire: with a Content-Encoding, Content-Length counts encoded bytes.
+            if announced is not None and wire != announced:
+                raise fail(f"received {wire} of the {announced} bytes announced (truncated)")
+    except httpx.HTTPError as exc:
+        raise translate_http_error(exc, endpoint=server, action=action) from exc
+    return _Received(size, sha256)
+
+
+def _verify(
+    part: Path,
+    received: _Received,
+    *,
+    name: str,
+    expected_size: int | None,
+    expected_sha256: str | None,
+    media_type: str | None,
+    fail: Callable[[str], IntegrityError],
+) -> str:
+    """Check size, hash and container; return the media type."""
+    if expected_size is not None and received.size != expected_size:
+        raise fail(f"received {received.size} bytes, expected {expected_size}")
+    if expected_sha256 is not None and received.sha256 != expected_sha256.lower():
+        raise fail(f"SHA-256 is {received.sha256}, expected {expected_sha256.lower()} (corrupted)")
+    if media_type is None:
+        with open(part, "rb") as stream:
+            media_type = sniff_media_type(stream.read(16)) or guess_media_type(name)
+    try:
+        check_container(part, media_type)
+    except IntegrityError as exc:
+        raise fail(exc.message) from None
+    return media_type
+
+
+def _candidates(name: str) -> Iterator[str]:
+    for number in range(MAX_COLLISIONS):
+        yield numbered(name, number)
+    raise FileExistsError(f"no free name for {name!r}: {MAX_COLLISIONS} numbered copies exist")
+
+
+def _inside(destination: Path, name: str) -> Path:
+    target = destination / name
+    # safe_filename guarantees this; checked anyway because a mistake here writes anywhere.
+    if target.resolve().parent != destination.resolve():
+        raise InvalidRequestError(f"file name {name!r} leaves {str(destination)!r}", field="original_name")
+    return target
+
+
+def _claim(part: Path, destination: Path, name: str, *, manifest: bool) -> Path:
+    """Give the verified ``part`` its final name, never replacing an existing file.
+
+    ``os.link`` fails if the target exists, atomically, even between processes: two downloads of
+    the same name end up as ``name`` and ``name (1)``. Where hard links are unsupported (FAT,
+    some network shares) a process-wide lock around check-then-``os.replace`` protects at least
+    the threads of this process.
+    """
+    for candidate in _candidates(name):
+        target = _inside(destination, candidate)
+        if manifest and os.path.lexists(_manifest_path(target)):
+            continue  # do not adopt somebody else's sidecar
+        try:
+            os.link(part, target)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            log.debug("hard links unavailable in %s (%s); renaming under a lock", destination, exc)
+            with _RENAME_LOCK:
+                if os.path.lexists(target):
+                    continue
+                os.replace(part, target)
+            return target
+        os.unlink(part)
+        return target
+    raise AssertionError("unreachable: _candidates raises when exhausted")  # pragma: no cover
+
+
+def _manifest_path(target: Path) -> Path:
+    return target.with_name(target.name + ".json")
+
+
+def _write_manifest(target: Path, record: Mapping[str, Any]) -> Path:
+    """Write ``<target>.json`` via a temporary file and ``os.replace``: never half-written."""
+    path = _manifest_path(target)
+    part, out = _open_part(target.parent, path.name)
+    try:
+        with out:
+            out.write(json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return path
+
+
+def _manifest_record(artifact: Artifact, *, url: str) -> dict[str, Any]:
+    provenance = artifact.provenance.model_dump(mode="json")
+    provenance["endpoint"] = redact_url(provenance["endpoint"])
+    return {
+        "vidbridge_version": __version__,
+        "path": artifact.path.name,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "media_type": artifact.media_type,
+        "original_name": artifact.provenance.original_name,
+        "url": redact_url(url),
+        "downloaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": provenance,
+    }
+
+
+def _check_url(http: httpx.Client, url: str) -> None:
+    try:
+        scheme = http.build_request("GET", url).url.scheme  # resolves a relative URL on base_url
+    except httpx.InvalidURL:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        raise InvalidRequestError(f"{redact_url(url)!r} is not an http(s) URL", field="url")
+
+
+def download_verified(
+    http: httpx.Client,
+    url: str,
+    destination: Path,
+    *,
+    original_name: str,
+    provenance: Provenance,
+    expected_size: int | None = None,
+    expected_sha256: str | None = None,
+    media_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    attempts: int = 4,
+    progress: Callable[[int, int | None], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    manifest: bool = True,
+) -> Artifact:
+    """Download ``url`` into the folder ``destination``, verify it, and return the :class:`~vidbridge.Artifact`.
+
+    The body is streamed (constant memory, whatever the size) into a hidden ``.part`` file in
+    ``destination`` and only given its final name once it is verified, so a file under the final
+    name is always complete. The final name is :func:`safe_filename` of ``original_name``,
+    numbered ``name (1).ext``, ``name (2).ext``... if taken: an existing file is never replaced,
+    not even by a concurrent download of the same name.
+
+    Verification: the byte count equals the server's Content-Length (no more, no less) and
+    ``expected_size``; the SHA-256 equals ``expected_sha256``; the container is well formed
+    (MP4/MOV box structure, PNG chunks and CRCs, JPEG/GIF trailers, RIFF sizes, see
+    :mod:`vidbridge.containers`), judged by content, not by name.
+
+    :param http: the client to use; its base URL, auth, timeouts and transport apply.
+    :param url: what to download. Printed and stored only without its query string.
+    :param destination: an existing folder.
+    :param original_name: the server's name for the file, untrusted (recorded in the provenance).
+    :param provenance: where the artifact comes from; must not contain credentials.
+    :param expected_size: the size in bytes, if known in advance.
+    :param expected_sha256: the SHA-256 (hex), if known in advance.
+    :param media_type: e.g. ``"video/mp4"``; default: sniffed from the content, else from the name.
+    :param headers: extra request headers (e.g. auth). Never logged nor stored.
+    :param attempts: tries in total; transient errors (connection, timeout, HTTP 5xx, 429 with
+        its Retry-After honoured) and failed verifications are retried.
+    :param progress: called with ``(bytes_so_far, total_or_None)``: at the start, at most every
+        256 KiB, and once with the final count. A retry starts again from 0.
+    :param sleep: waits between attempts; injectable for tests.
+    :param manifest: also write ``<final name>.json`` describing the file (see below).
+    :returns: the artifact, its provenance's ``original_name`` set. The manifest (when written)
+        holds ``vidbridge_version``, ``path`` (the file name, relative to the manifest), ``size``,
+        ``sha256``, ``media_type``, ``original_name``, ``url`` (no query), ``downloaded_at``
+        (UTC, ISO 8601) and ``provenance``.
+    :raises IntegrityError: the last attempt failed verification.
+    :raises TransportError: the last attempt failed to connect, timed out (``JobTimeoutError``)
+        or got HTTP 429/5xx.
+    :raises AuthenticationError: HTTP 401/403 (not retried).
+    :raises BackendError: another HTTP error status (not retried).
+    :raises InvalidRequestError: ``destination`` is not a folder, or ``url`` is not HTTP(S).
+    :raises OSError: ``destination`` cannot be written (disk full, permissions), or holds
+        :data:`MAX_COLLISIONS` numbered copies of the name already (``FileExistsError``).
+    """
+    destination = Path(destination)
+    if not destination.is_dir():
+        raise InvalidRequestError(f"destination {str(destination)!r} is not a folder", field="destination")
+    _check_url(http, url)
+    name = _inside(destination, safe_filename(original_name, media_type=media_type)).name
+    server = redact_url(provenance.endpoint) if provenance.endpoint else redact_url(url, origin_only=True)
+    action = f"downloading {name}"
+    # Ask for the bytes as stored, so Content-Length, SHA-256 and the file all describe the same bytes.
+    request_headers = httpx.Headers({"Accept-Encoding": "identity"})
+    request_headers.update(headers or {})  # case-insensitive: the caller's values win
+    provenance = provenance.model_copy(update={"original_name": original_name})
+
+    def fail(reason: str) -> IntegrityError:
+        return IntegrityError(f"{action} from {server}: {reason}", endpoint=server)
+
+    def attempt() -> Artifact:
+        part, out = _open_part(destination, name)
+        log.debug("%s from %s into %s", action, redact_url(url), part)
+        try:
+            with out:
+                received = _fetch(
+                    http, url, out, headers=request_headers, expected_size=expected_size,
+                    progress=progress, fail=fail, server=server, action=action,
+                )  # fmt: skip
+                out.flush()
+                os.fsync(out.fileno())  # the data is on disk before the name says "complete"
+            kind = _verify(
+                part, received, name=name, expected_size=expected_size, expected_sha256=expected_sha256,
+                media_type=media_type, fail=fail,
+            )  # fmt: skip
+            target = _claim(part, destination, name, manifest=manifest)
+        finally:
+            part.unlink(missing_ok=True)  # no-op after a successful claim; cleans up anything else
+        artifact = Artifact(
+            path=target, size=received.size, sha256=received.sha256, media_type=kind, provenance=provenance
+        )
+        if manifest:
+            manifest_path = _write_manifest(target, _manifest_record(artifact, url=url))
+            artifact = artifact.model_copy(update={"manifest_path": manifest_path})
+        log.debug("downloaded %s: %d bytes, sha256 %s", target, received.size, received.sha256)
+        return artifact
+
+    # No overall time limit: a large download may legitimately take longer than the default
+    # policy's, and ``attempts`` bounds the work anyway.
+    return retrying(attempts=attempts, sleep=sleep, max_delay=math.inf)(attempt)
