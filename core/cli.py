@@ -235,7 +235,8 @@ def _client(args: argparse.Namespace, manager: Any) -> Any:
 # -------------------------------------------------------------------------------------------------
 
 
-def _cmd_plugins(args: argparse.Namespace, manager: Any) -> int:
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    manager = args.plugin_manager
     infos = manager.plugin_infos()
     if args.json:
         _emit_json({"plugins": [info.to_dict() for info in infos]})
@@ -249,7 +250,8 @@ def _cmd_plugins(args: argparse.Namespace, manager: Any) -> int:
     return ExitCode.OK
 
 
-def _cmd_discover(args: argparse.Namespace, manager: Any) -> int:
+def _cmd_discover(args: argparse.Namespace) -> int:
+    manager = args.plugin_manager
     with _client(args, manager) as client:
         endpoints = client.discover(
             args.url, probe_local=not args.no_probe, timeout=args.timeout, credentials=credentials_from_args(args)
@@ -266,7 +268,8 @@ def _cmd_discover(args: argparse.Namespace, manager: Any) -> int:
     return ExitCode.OK
 
 
-def _cmd_models(args: argparse.Namespace, manager: Any) -> int:
+def _cmd_models(args: argparse.Namespace) -> int:
+    manager = args.plugin_manager
     with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, _embedded):
         models = list(endpoint.models)
     if args.json:
@@ -298,7 +301,8 @@ def _endpoint(args: argparse.Namespace, client: Any, manager: Any) -> Iterator[t
         yield client.identify(url, credentials), True
 
 
-def _cmd_generate(args: argparse.Namespace, manager: Any) -> int:
+def _cmd_generate(args: argparse.Namespace) -> int:
+    manager = args.plugin_manager
     from .progress import ProgressDisplay
 
     document: dict[str, Any] = {"status": None, "backend": None, "endpoint": None, "artifacts": []}
@@ -372,8 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
+    args.plugin_manager = manager
     try:
-        return int(handler(args, manager))
+        return int(handler(args))
     except KeyboardInterrupt:
         _say("interrupted")
         return ExitCode.CANCELLED
