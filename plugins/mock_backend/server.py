@@ -7,6 +7,7 @@ choose the socket (port 0 works), add the fault middleware and the admin routes,
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -133,8 +134,16 @@ class MockServer:
         if server is None:
             return
         server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        # Cancelling clients' open heartbeat streams at shutdown makes uvicorn log tracebacks
+        # that mean nothing: silence its error log while stopping.
+        error_log = logging.getLogger("uvicorn.error")
+        level = error_log.level
+        error_log.setLevel(logging.CRITICAL)
+        try:
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+        finally:
+            error_log.setLevel(level)
 
     def __enter__(self) -> "MockServer":
         return self.start()

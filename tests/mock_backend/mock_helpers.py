@@ -3,8 +3,8 @@ gradio_client user's view of WanGP); nothing here uses vidbridge's own client co
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import threading
 from typing import Any, Iterator
 
 
@@ -17,7 +17,8 @@ def open_client(url: str, **kwargs: Any) -> Iterator[Any]:
     try:
         yield client
     finally:
-        client.close()
+        # close() blocks about 1 s on apps with State (heartbeat): let it finish in the background.
+        threading.Thread(target=client.close, daemon=True).start()
         for pool in (client.executor, getattr(client, "helper_executor", None),
                      getattr(client, "stream_executor", None)):
             if pool is not None:
@@ -59,17 +60,22 @@ def queue_task(client: Any, model: str = "t2v") -> tuple[str, list[str]]:
 
 
 def collect_logs(job: Any) -> list[str]:
-    """Every gr.Info/gr.Warning message of a job (consumes all updates, per CONTRACT.md)."""
+    """Every gr.Info/gr.Warning message of a finished job (per CONTRACT.md, status() misses them).
 
-    async def consume() -> list[str]:
-        messages = []
-        async for update in job:
-            log = getattr(update, "log", None)
-            if log:
-                messages.append(log[0])
-        return messages
-
-    return asyncio.run(consume())
+    gradio_client keeps every update in ``job.communicator.updates``; draining that queue after
+    the result is instant, whereas ``async for`` polls it with a 0.5 s timeout.
+    """
+    try:
+        job.result()
+    except Exception:  # the caller checks the result; here only the messages matter
+        pass
+    updates = job.communicator.updates
+    messages = []
+    while not updates.empty():
+        log = getattr(updates.get_nowait(), "log", None)
+        if log:
+            messages.append(log[0])
+    return messages
 
 
 def gallery_files(client: Any) -> list[dict[str, Any]]:
