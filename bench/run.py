@@ -1,0 +1,430 @@
+"""vidbridge benchmarks, each against its baseline in the same run.
+
+    python bench/run.py [--quick] [--json] [--only NAME[,NAME...]]
+
+Figures (``{"vidbridge", "baseline", "ratio"}`` where a baseline applies; see bench/README.md):
+
+* ``connect_cold``      first connect (fresh process, empty cache dir) vs ``gradio_client.Client(url)``
+* ``connect_warm``      a new session to a server seen before, same process, vs ``Client(url)``
+* ``connect_warm_disk`` the same in a fresh process with the cache dir filled (extra figure)
+* ``job_overhead``      one zero-generation-time t2v job, submit to verified file, vs baseline_gradio.py
+* ``download``          verified download of a big MP4-shaped file vs raw ``httpx.stream`` + write
+* ``status_call``       ``job.status()`` per call while a job runs, and network requests it made
+* ``scale``             N jobs over 4 servers: makespan vs the ideal schedule, client CPU per job
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    PYTHON,
+    RssSampler,
+    close_gradio_client,
+    emit,
+    fresh_dir,
+    interleaved,
+    log,
+    machine,
+    median,
+    mock_servers,
+    ratio,
+    run_child,
+)
+
+FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "scale")
+GC_KWARGS = dict(verbose=False, download_files=False, analytics_enabled=False)
+
+# -- connect --------------------------------------------------------------------------------------
+
+# Runs in a fresh interpreter per repetition. Library imports happen before the clock starts on
+# both sides (both import gradio_client and vidbridge's plugin), so only the connection is timed.
+CONNECT_CHILD = r"""
+import json, os, sys, tempfile, time
+side, url, cache = sys.argv[1], sys.argv[2], sys.argv[3]
+import gradio_client, vidbridge, vidbridge.plugins.wan2gp.plugin
+if side == "vidbridge":
+    client = vidbridge.Client(cache_dir=cache or tempfile.mkdtemp(prefix="vidbridge-bench-cold-"))
+    client.plugins()
+    start = time.perf_counter()
+    session = client.connect(url, backend="wan2gp")
+    seconds = time.perf_counter() - start
+else:
+    start = time.perf_counter()
+    session = gradio_client.Client(url, verbose=False, download_files=False, analytics_enabled=False)
+    seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds}), flush=True)
+os._exit(0)  # skip closing: not part of the figure
+"""
+
+
+def connect_child(side: str, url: str, cache: str = "") -> float:
+    return run_child(CONNECT_CHILD, side, url, cache, timeout=120)["seconds"]
+
+
+def bench_connect_cold(url: str, reps: int) -> dict[str, Any]:
+    connect_child("vidbridge", url)  # warm the server and the OS file cache (not measured)
+    connect_child("baseline", url)
+    xs, ys = interleaved(reps, lambda: connect_child("vidbridge", url), lambda: connect_child("baseline", url))
+    log(f"connect_cold vidbridge={xs} baseline={ys}")
+    return ratio(median(xs), median(ys), unit="s", reps=reps, target="ratio <= 1.1",
+                 note="fresh process and empty cache_dir per repetition; server with --full-surface")
+
+
+def bench_connect_warm(url: str, reps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    import gradio_client
+    import vidbridge
+
+    cache = fresh_dir("warm")
+    with vidbridge.Client(cache_dir=cache) as client:  # the server is now "seen before"
+        client.connect(url, backend="wan2gp")
+
+    def vidbridge_side() -> float:
+        client = vidbridge.Client(cache_dir=cache)
+        start = time.perf_counter()
+        client.connect(url, backend="wan2gp")
+        seconds = time.perf_counter() - start
+        client.close()
+        return seconds
+
+    def baseline_side() -> float:
+        start = time.perf_counter()
+        plain = gradio_client.Client(url, **GC_KWARGS)
+        seconds = time.perf_counter() - start
+        close_gradio_client(plain)
+        return seconds
+
+    vidbridge_side(), baseline_side()
+    xs, ys = interleaved(reps, vidbridge_side, baseline_side)
+    log(f"connect_warm vidbridge={xs} baseline={ys}")
+    warm = ratio(median(xs), median(ys), unit="s", reps=reps, target="ratio <= 0.3 and vidbridge < 1 s",
+                 note="same process, new vidbridge.Client and session each repetition (in-memory API cache)")
+    # A new process that finds the API description in cache_dir (e.g. the next run of a host app).
+    dxs, dys = interleaved(max(3, reps // 2), lambda: connect_child("vidbridge", url, str(cache)),
+                           lambda: connect_child("baseline", url))
+    log(f"connect_warm_disk vidbridge={dxs} baseline={dys}")
+    disk = ratio(median(dxs), median(dys), unit="s", reps=len(dxs),
+                 note="fresh process per repetition, cache_dir filled by an earlier connect")
+    return warm, disk
+
+
+# -- one job --------------------------------------------------------------------------------------
+
+JOB = dict(frames=17, steps=4)
+
+
+def bench_job_overhead(url: str, reps: int) -> dict[str, Any]:
+    import gradio_client
+    import vidbridge
+    from baseline_gradio import BaselineFlow
+
+    out = fresh_dir("job")
+    client = vidbridge.Client(cache_dir=fresh_dir("jobcache"))
+    session = client.connect(url, backend="wan2gp")
+    plain = gradio_client.Client(url, **GC_KWARGS)
+    flow = BaselineFlow(plain)
+    counter = iter(range(10**9))
+
+    def vidbridge_side() -> float:
+        i = next(counter)
+        start = time.perf_counter()
+        artifacts = session.submit(prompt=f"bench job {i}", seed=i, output_dir=out, **JOB).result(timeout=120)
+        seconds = time.perf_counter() - start
+        assert artifacts and artifacts[0].path.is_file()
+        return seconds
+
+    def baseline_side() -> float:
+        i = next(counter)
+        start = time.perf_counter()
+        path = flow.run(f"bench job {i}", out, frames=JOB["frames"], steps=JOB["steps"], seed=i)
+        seconds = time.perf_counter() - start
+        assert path.is_file()
+        return seconds
+
+    for _ in range(2):  # first job of a gradio session also selects the model: not measured
+        vidbridge_side(), baseline_side()
+    try:
+        xs, ys = interleaved(reps, vidbridge_side, baseline_side)
+    finally:
+        client.close()
+        close_gradio_client(plain)
+    log(f"job_overhead vidbridge={xs} baseline={ys}")
+    return ratio(median(xs), median(ys), unit="s", reps=reps, target="ratio <= 1.2",
+                 note=f"step_delay 0, {JOB['frames']} frames, {JOB['steps']} steps; connected client on both sides")
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+class RequestCounter:
+    """Counts HTTP requests per thread by wrapping httpx's transports (sync and async)."""
+
+    def __init__(self) -> None:
+        import httpx
+
+        self.by_thread: dict[int, int] = {}
+        self.total = 0
+        self._lock = threading.Lock()
+        self._patched: list[tuple[Any, str, Any]] = []
+        for cls, name in ((httpx.HTTPTransport, "handle_request"),
+                          (httpx.AsyncHTTPTransport, "handle_async_request")):
+            original = getattr(cls, name)
+            self._patched.append((cls, name, original))
+            setattr(cls, name, self._wrap(original))
+
+    def _wrap(self, original: Callable) -> Callable:
+        counter = self
+
+        def wrapper(transport: Any, request: Any) -> Any:
+            with counter._lock:
+                ident = threading.get_ident()
+                counter.by_thread[ident] = counter.by_thread.get(ident, 0) + 1
+                counter.total += 1
+            return original(transport, request)
+
+        return wrapper
+
+    def restore(self) -> None:
+        for cls, name, original in self._patched:
+            setattr(cls, name, original)
+
+
+def bench_status_call(url: str, calls: int) -> dict[str, Any]:
+    import vidbridge
+    from vidbridge.models import Phase
+    from vidbridge.plugins.mock_backend import set_options
+
+    set_options(url, step_delay=0.1)
+    client = vidbridge.Client(cache_dir=fresh_dir("status"))
+    session = client.connect(url, backend="wan2gp")
+    counter = RequestCounter()
+    try:
+        job = session.submit(prompt="bench status", frames=17, steps=100, seed=1, output_dir=fresh_dir("status-out"))
+        deadline = time.monotonic() + 30
+        while job.status().phase in (Phase.QUEUED, Phase.STARTING) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        running_phase = job.status().phase.value
+        me = threading.get_ident()
+        mine_before, total_before = counter.by_thread.get(me, 0), counter.total
+        batch = 1000
+        samples = []
+        for _ in range(max(1, calls // batch)):
+            start = time.perf_counter()
+            for _ in range(batch):
+                job.status()
+            samples.append((time.perf_counter() - start) / batch)
+        mine = counter.by_thread.get(me, 0) - mine_before
+        others = counter.total - total_before - mine
+        still_running = not job.done()
+        job.cancel()
+    finally:
+        counter.restore()
+        client.close()
+        set_options(url, step_delay=0.0)
+    per_call_us = median(samples) * 1e6
+    log(f"status_call {per_call_us:.3f} us/call, requests from caller thread {mine}, background {others}")
+    return {"vidbridge": round(per_call_us, 4), "unit": "us per call", "calls": len(samples) * batch,
+            "phase_while_measured": running_phase, "job_still_running": still_running,
+            "network_requests_by_status_calls": mine, "background_requests_meanwhile": others,
+            "requests_counted_for_submit": total_before,  # shows the counter works
+            "target": "microseconds, no network"}
+
+
+# -- download -------------------------------------------------------------------------------------
+
+DOWNLOAD_CHILD = r"""
+import hashlib, json, os, sys, time, threading
+sys.path.insert(0, sys.argv[5])
+from _common import RssSampler
+side, url, dest, size, sha = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[6]
+import httpx
+from vidbridge.download import download_verified
+from vidbridge.models import Provenance
+http = httpx.Client(timeout=httpx.Timeout(30.0, read=None))
+http.get(url.rsplit("/", 1)[0] + "/").close()  # connection and imports warmed, not measured
+with RssSampler() as rss:
+    start = time.perf_counter()
+    if side == "vidbridge":
+        artifact = download_verified(http, url, __import__("pathlib").Path(dest), original_name="big.mp4",
+                                     provenance=Provenance(backend="bench", endpoint=url, job_id="bench"),
+                                     expected_size=size, expected_sha256=sha, attempts=1)
+        path = artifact.path
+    else:
+        path = os.path.join(dest, "big.mp4")
+        with http.stream("GET", url) as response, open(path, "wb") as out:
+            response.raise_for_status()
+            for chunk in response.iter_bytes(64 * 1024):
+                out.write(chunk)
+            if side == "baseline_fsync":
+                out.flush(); os.fsync(out.fileno())
+    seconds = time.perf_counter() - start
+assert os.path.getsize(path) == size, os.path.getsize(path)
+print(json.dumps({"seconds": seconds, "rss_growth": rss.growth, "rss_start": rss.start_rss}), flush=True)
+"""
+
+
+def make_mp4_shaped(path: Path, size: int) -> str:
+    """An ISO-BMFF file of ``size`` bytes: ftyp + empty moov + one big (64-bit) mdat of
+    pseudo-random-looking bytes; returns its SHA-256."""
+    import hashlib
+
+    ftyp = (20).to_bytes(4, "big") + b"ftypisom" + (512).to_bytes(4, "big") + b"isom"
+    moov = (8).to_bytes(4, "big") + b"moov"
+    mdat_size = size - len(ftyp) - len(moov)
+    header = (1).to_bytes(4, "big") + b"mdat" + mdat_size.to_bytes(8, "big")
+    digest = hashlib.sha256()
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as out:
+        for part in (ftyp, moov, header):
+            out.write(part)
+            digest.update(part)
+        left = mdat_size - len(header)
+        while left > 0:
+            piece = block[: min(left, len(block))]
+            out.write(piece)
+            digest.update(piece)
+            left -= len(piece)
+    assert path.stat().st_size == size
+    return digest.hexdigest()
+
+
+def bench_download(size: int, reps: int) -> dict[str, Any]:
+    import re
+    import shutil
+    import subprocess
+
+    folder = fresh_dir("serve")
+    dest = fresh_dir("download")
+    sha = make_mp4_shaped(folder / "big.mp4", size)
+    server = subprocess.Popen([PYTHON, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"], cwd=folder,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(re.search(r"port (\d+)", line)[1])
+        url = f"http://127.0.0.1:{port}/big.mp4"
+        bench_dir = str(Path(__file__).resolve().parent)
+
+        def side(name: str) -> Callable[[], dict[str, Any]]:
+            def run() -> dict[str, Any]:
+                result = run_child(DOWNLOAD_CHILD, name, url, str(dest), str(size), bench_dir, sha, timeout=600)
+                for item in dest.iterdir():
+                    item.unlink()
+                return result
+            return run
+
+        results: dict[str, list[dict[str, Any]]] = {"vidbridge": [], "baseline": [], "baseline_fsync": []}
+        order = list(results)
+        for i in range(reps):
+            for name in order[i % 3:] + order[: i % 3]:
+                results[name].append(side(name)())
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
+    mib = size / 2**20
+
+    def throughput(name: str) -> float:
+        return mib / median([r["seconds"] for r in results[name]])
+
+    growth = max(r["rss_growth"] for r in results["vidbridge"]) / 2**20
+    log(f"download {{k: [round(r['seconds'], 2) for r in v] for k, v in results.items()}}")
+    return ratio(throughput("vidbridge"), throughput("baseline"), unit="MiB/s", size_mib=round(mib), reps=reps,
+                 baseline_fsync=round(throughput("baseline_fsync"), 1),
+                 ratio_vs_baseline_fsync=round(throughput("vidbridge") / throughput("baseline_fsync"), 4),
+                 peak_rss_growth_mib=round(growth, 1),
+                 baseline_peak_rss_growth_mib=round(max(r["rss_growth"] for r in results["baseline"]) / 2**20, 1),
+                 target="ratio >= 0.8, peak RSS growth <= 64 MiB",
+                 note="download_verified (SHA-256 + size + container check + fsync + manifest) vs httpx.stream "
+                      "+ write (no hash, no fsync); http.server in a child process; one fresh process per download")
+
+
+# -- scale ----------------------------------------------------------------------------------------
+
+
+def bench_scale(jobs: int, servers: int = 4, steps: int = 10, step_delay: float = 0.1) -> dict[str, Any]:
+    import vidbridge
+
+    generation = steps * step_delay
+    ideal = math.ceil(jobs / servers) * generation
+    out = fresh_dir("scale")
+    with mock_servers(servers, step_delay=step_delay) as running:
+        urls = [s.url.rstrip("/") for s in running]
+        client = vidbridge.Client(cache_dir=fresh_dir("scalecache"), max_sessions=4)
+        sessions = [client.connect(url, backend="wan2gp") for url in urls]
+        failures: list[str] = []
+
+        def one(i: int) -> None:
+            try:
+                session = sessions[i % servers]
+                session.submit(prompt=f"scale job {i}", seed=i, frames=17, steps=steps, output_dir=out).result(
+                    timeout=600)
+            except Exception as exc:  # counted, reported
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, range(jobs)))
+        makespan = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        client.close()
+    log(f"scale makespan {makespan:.2f}s ideal {ideal:.2f}s cpu {cpu:.2f}s failures {len(failures)}")
+    return {"vidbridge": round(makespan, 3), "baseline": round(ideal, 3), "ratio": round(makespan / ideal, 4),
+            "unit": "s (makespan vs ideal = ceil(jobs/servers) x steps x step_delay)", "jobs": jobs,
+            "servers": servers, "generation_seconds": generation,
+            "client_cpu_ms_per_job": round(cpu * 1000 / jobs, 2), "target_cpu_ms_per_job": "< 20",
+            "failed": len(failures), "failures": failures[:5]}
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller sizes (< 3 min)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help=f"run only these figures (repeatable or comma-separated): {', '.join(FIGURES)}")
+    args = parser.parse_args(argv)
+    only = [name for value in args.only for name in value.split(",") if name]
+    unknown = sorted(set(only) - set(FIGURES))
+    if unknown:
+        parser.error(f"unknown figure(s) {unknown}; choose from {', '.join(FIGURES)}")
+    wanted = [name for name in FIGURES if not only or name in only]
+    quick = args.quick
+    result: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": machine()}
+    started = time.perf_counter()
+    needs_mock = {"connect_cold", "connect_warm", "job_overhead", "status_call"} & set(wanted)
+    if needs_mock:
+        with mock_servers(1, full_surface=True) as (server,):
+            url = server.url.rstrip("/")
+            if "connect_cold" in wanted:
+                result["connect_cold"] = bench_connect_cold(url, reps=3 if quick else 9)
+            if "connect_warm" in wanted:
+                result["connect_warm"], result["connect_warm_disk"] = bench_connect_warm(url, reps=5 if quick else 15)
+            if "job_overhead" in wanted:
+                result["job_overhead"] = bench_job_overhead(url, reps=5 if quick else 21)
+            if "status_call" in wanted:
+                result["status_call"] = bench_status_call(url, calls=20_000 if quick else 200_000)
+    if "download" in wanted:
+        size = (256 if quick else 1024) * 2**20
+        result["download"] = bench_download(size, reps=2 if quick else 3)
+    if "scale" in wanted:
+        result["scale"] = bench_scale(jobs=24 if quick else 100)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
