@@ -1,0 +1,168 @@
+"""Soak test: many jobs against fake WanGP servers that misbehave.
+
+    python bench/soak.py --jobs N [--servers S] [--json]
+
+Each server (a SubprocessMockServer, step delay 0.01 s) injects, on every route (``/config``,
+``/gradio_api/*`` including queue joins, result streams, heartbeats and file downloads):
+
+* 10% of requests answered 502 or 503 or reset (TCP RST): ``502`` 4%, ``503`` 3%, ``reset`` 3%;
+* 5% answered 429 with ``Retry-After: 1``;
+* 5% of file downloads slowed to 20 kB/s;
+
+and, once half of the jobs are done (with ``--jobs >= 20``), server 0 is killed and restarted on
+the same port (its generation counter is read just before).
+
+Every job has a unique prompt, so the servers' generation counters (``/mock_admin/counter``,
+``by_prompt``) show whether any job was generated more than once (``duplicates``). ``verified``
+counts artifacts whose file re-hashes to the reported SHA-256 and decodes (PyAV) to the requested
+frame count; ``lost`` counts jobs that ended with neither an artifact nor an error.
+No job is resubmitted by this script: what it measures is vidbridge's own recovery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, fresh_dir, frame_count, log, mock_servers, sha256_file  # noqa: E402
+
+FRAMES = 17
+STEPS = 2
+FAULTS = (
+    "502:route=any,fraction=0.04,seed=11",
+    "503:route=any,fraction=0.03,retry_after=1,seed=12",
+    "reset:route=any,fraction=0.03,seed=13",
+    "429:route=any,fraction=0.05,retry_after=1,seed=14",
+    "slow:route=file,fraction=0.05,rate=20000,seed=15",
+)
+
+
+class Outcome:
+    __slots__ = ("artifacts", "error", "server")
+
+    def __init__(self, server: int) -> None:
+        self.artifacts: list[Any] = []
+        self.error: str | None = None
+        self.server = server
+
+
+def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: int) -> dict[str, Any]:
+    import vidbridge
+    from vidbridge.plugins.mock_backend import read_counter
+
+    out = fresh_dir("soak")
+    tag = f"{time.time_ns():x}"
+    prompts = [f"soak {tag} job {i}" for i in range(jobs)]
+    outcomes = [Outcome(i % servers) for i in range(jobs)]
+    counters_before_restart: list[dict[str, Any]] = []
+    restart_info: dict[str, Any] = {"done": False}
+    finished = threading.Semaphore(0)
+    started = time.perf_counter()
+    with mock_servers(servers, step_delay=0.01, faults=FAULTS) as running:
+        urls = [s.url.rstrip("/") for s in running]
+        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4)
+        sessions = []
+        for url in urls:  # connect is retried by vidbridge; a few more tries here for the soak's faults
+            for attempt in range(5):
+                try:
+                    sessions.append(client.connect(url, backend="wan2gp"))
+                    break
+                except vidbridge.VidbridgeError as exc:
+                    if attempt == 4 or not exc.retryable:
+                        raise
+                    log(f"connect {url}: {exc}; again")
+
+        def one(i: int) -> None:
+            outcome = outcomes[i]
+            try:
+                job = sessions[outcome.server].submit(prompt=prompts[i], seed=i, frames=FRAMES, steps=STEPS,
+                                                      output_dir=out, timeout=job_timeout)
+                outcome.artifacts = job.result(timeout=job_timeout + 60)
+            except Exception as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                finished.release()
+
+        def restarter() -> None:
+            for _ in range(jobs // 2):
+                finished.acquire()
+            server = running[0]
+            counters_before_restart.append(read_counter(server.url))
+            log("restarting server 0 at", server.url)
+            at = time.perf_counter()
+            server.restart()
+            restart_info.update(done=True, at_jobs_finished=jobs // 2, seconds=round(time.perf_counter() - at, 2))
+
+        watcher = threading.Thread(target=restarter, daemon=True) if restart else None
+        if watcher:
+            watcher.start()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for index, _ in enumerate(pool.map(one, range(jobs))):
+                if (index + 1) % max(1, jobs // 10) == 0:
+                    log(f"{index + 1}/{jobs} jobs ended")
+        if watcher:
+            watcher.join(timeout=60)
+        counters = [read_counter(s.url) for s in running]
+        client.close()
+    seconds = time.perf_counter() - started
+
+    runs: collections.Counter[str] = collections.Counter()
+    for snapshot in counters_before_restart + counters:
+        runs.update({prompt: count for prompt, count in snapshot["by_prompt"].items()})
+    duplicates = sum(max(0, runs.get(p, 0) - 1) for p in prompts)
+    verified = 0
+    problems: list[str] = []
+    for i, outcome in enumerate(outcomes):
+        for artifact in outcome.artifacts:
+            digest = sha256_file(artifact.path)
+            frames = frame_count(artifact.path)
+            if digest == artifact.sha256 and frames == FRAMES:
+                verified += 1
+            else:
+                problems.append(f"job {i}: sha256 {'ok' if digest == artifact.sha256 else 'MISMATCH'}, "
+                                f"{frames} frames")
+    completed = sum(1 for o in outcomes if o.artifacts and o.error is None)
+    failed = sum(1 for o in outcomes if o.error is not None)
+    lost = sum(1 for o in outcomes if not o.artifacts and o.error is None)
+    errors = collections.Counter(o.error.split(":", 1)[0] for o in outcomes if o.error)
+    messages = collections.Counter(o.error[:160] for o in outcomes if o.error)
+    failed_but_generated = sum(1 for p, o in zip(prompts, outcomes) if o.error and runs.get(p, 0) > 0)
+    return {
+        "jobs": jobs, "completed": completed, "failed": failed, "duplicates": duplicates,
+        "verified": verified, "lost": lost, "seconds": round(seconds, 1),
+        "servers": servers, "faults": list(FAULTS), "restart": restart_info,
+        "generations_total": sum(runs.values()), "failed_but_generated": failed_but_generated,
+        "never_generated": sum(1 for p in prompts if runs.get(p, 0) == 0),
+        "errors_by_type": dict(errors), "top_error_messages": dict(messages.most_common(8)),
+        "verification_problems": problems[:10],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, required=True, help="number of jobs")
+    parser.add_argument("--servers", type=int, default=None,
+                        help="fake servers (default: 4, or 1 for fewer than 40 jobs)")
+    parser.add_argument("--no-restart", action="store_true", help="do not restart a server mid-run")
+    parser.add_argument("--job-timeout", type=float, default=300.0, help="seconds a job may take")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    servers = args.servers or (4 if args.jobs >= 40 else 1)
+    restart = not args.no_restart and args.jobs >= 20
+    result = soak(args.jobs, servers, restart, args.job_timeout, workers=servers * 4)
+    emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
