@@ -1,0 +1,65 @@
+"""Smoke test of the bench scripts: they run, print one JSON object with the documented keys, and
+their invariants hold. No timing is asserted (numbers come from bench/, never from tests).
+
+Both scripts run at once as subprocesses (they start their own fake servers in child processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def outputs() -> dict[str, dict]:
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_OFFLINE": "1"}
+    commands = {
+        "soak": [sys.executable, str(BENCH / "soak.py"), "--jobs", "3", "--json"],
+        "run": [sys.executable, str(BENCH / "run.py"), "--only", "status_call", "--json"],
+    }
+    running = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for name, cmd in commands.items()}
+    results = {}
+    try:
+        for name, process in running.items():
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+            assert process.returncode == 0, f"{name} failed:\n{stderr[-3000:]}"
+            results[name] = json.loads(stdout)
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return results
+
+
+def test_soak_json_keys_and_invariants(outputs: dict[str, dict]) -> None:
+    soak = outputs["soak"]
+    for key in ("jobs", "completed", "failed", "duplicates", "verified", "lost", "seconds"):
+        assert key in soak, key
+    assert soak["jobs"] == 3
+    assert soak["completed"] + soak["failed"] == soak["jobs"]
+    assert soak["lost"] == 0
+    assert 0 <= soak["verified"] <= soak["completed"] * 1  # one artifact per t2v job
+    assert soak["duplicates"] >= 0
+
+
+def test_run_only_status_call(outputs: dict[str, dict]) -> None:
+    run = outputs["run"]
+    assert "status_call" in run
+    assert not {"connect_cold", "connect_warm", "job_overhead", "download", "scale"} & run.keys()
+    status = run["status_call"]
+    assert status["vidbridge"] > 0
+    assert status["network_requests_by_status_calls"] == 0
+    assert "machine" in run
