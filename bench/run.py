@@ -372,7 +372,8 @@ def bench_scale(jobs: int, servers: int = 4, steps: int = 10, step_delay: float 
             try:
                 session = sessions[i % servers]
                 with gates[i % servers]:
-                            prompt=f"scale job {i}", seed=i, frames=17, steps=steps, output_dir=out).result(timeout=600)
+                    session.submit(
+                        prompt=f"scale job {i}", seed=i, frames=17, steps=steps, output_dir=out).result(timeout=600)
             except Exception as exc:  # counted, reported
                 failures.append(f"{type(exc).__name__}: {exc}")
 
