@@ -121,10 +121,10 @@ def test_dropdowns_follow_the_session_and_widen_after_a_model_switch(vidbridge_m
 
 def test_same_settings_same_bytes_other_seed_other_pixels(client) -> None:
     digests = []
-    for seed, prompt in ((7, "determinism"), (7, "determinism"), (8, "determinism"), (7, "other")):
-        video = generate(client, prompt=prompt, seed=seed, video_length=9)
+    for seed in (7, 7, 8):
+        video = generate(client, prompt="determinism", seed=seed, video_length=9)
         digests.append(hashlib.sha256(download(client, video)).hexdigest())
-    assert digests[0] == digests[1] and len(set(digests)) == 3
+    assert digests[0] == digests[1] != digests[2]
 
 
 def switch_model(client, model_type: str) -> None:
@@ -140,25 +140,23 @@ def first_frame(path: str) -> np.ndarray:
         return np.asarray(frame.to_image(), dtype=np.int16)
 
 
-def test_start_image_becomes_the_first_frame_of_an_i2v_model(vidbridge_mock, tmp_path) -> None:
+def test_start_image_becomes_the_first_frame_of_an_i2v_model(client, tmp_path) -> None:
     start = tmp_path / "start.png"
     pattern = np.zeros((480, 832, 3), dtype=np.uint8)
     pattern[:, :416] = (250, 20, 20)
     pattern[:, 416:] = (20, 20, 250)
     Image.fromarray(pattern).save(start)
-    with open_client(vidbridge_mock.url) as client:
-        try:
-            switch_model(client, "i2v")
-            save_form(client, prompt="i2v without image", video_length=5)
-            _, logs = queue_task(client, "i2v")
-            assert any("Start Image" in m for m in logs), logs
-            video = generate(client, "i2v", prompt="i2v", image_prompt_type="S",
-                             image_start=[{"image": handle_file(str(start)), "caption": None}])
-        finally:
-            client.predict("t2v", api_name="/change_model_from_target")
-        with open_client(vidbridge_mock.url) as plain:
-            t2v = generate(plain, prompt="i2v")
-    error_i2v = np.abs(first_frame(video["path"]) - pattern).mean()
+    try:
+        switch_model(client, "i2v")
+        save_form(client, prompt="i2v without image", video_length=5)
+        _, logs = queue_task(client, "i2v")
+        assert any("Start Image" in m for m in logs), logs
+        i2v = generate(client, "i2v", prompt="same prompt", image_prompt_type="S",
+                       image_start=[{"image": handle_file(str(start)), "caption": None}])
+    finally:
+        switch_model(client, "t2v")
+    t2v = generate(client, prompt="same prompt")
+    error_i2v = np.abs(first_frame(i2v["path"]) - pattern).mean()
     error_t2v = np.abs(first_frame(t2v["path"]) - pattern).mean()
     assert error_i2v < 10 < error_t2v
 
