@@ -74,15 +74,33 @@ def test_abort_stops_the_running_task_at_the_next_step(client, vidbridge_mock) -
     assert client.predict(api_name="/process_tasks") == (None, None, None)  # queue dropped
 
 
-def test_status_reports_progress_steps(client, vidbridge_mock) -> None:
-    faults.set_options(vidbridge_mock.url, step_delay=0.01)
+def test_status_reports_phases_and_denoising_progress(client, vidbridge_mock) -> None:
+    faults.set_options(vidbridge_mock.url, step_delay=0.02)
     save_form(client, prompt="progress", num_inference_steps=5, video_length=5)
     queue_task(client)
     status = client.submit(api_name="/refresh_status_async")
     client.predict(api_name="/process_tasks")
     texts = list(status)
-    assert any(t.startswith("Loading model") or t.startswith("Denoising") or t == "Decoding..."
-               for t in texts), texts
+    assert any(t.startswith("Denoising") or t.startswith("Loading model") for t in texts), texts
+    steps = []
+    updates = status.communicator.updates  # every update, not only the latest status
+    while not updates.empty():
+        progress = getattr(updates.get_nowait(), "progress_data", None)
+        if progress:
+            steps.append((progress[0].index, progress[0].length))
+    assert steps and all(total == 5 and 1 <= step <= 5 for step, total in steps), steps
+
+
+def test_gradio_auth_is_enforced(tmp_path) -> None:
+    from gradio_client.exceptions import AuthenticationError
+
+    from vidbridge.plugins.mock_backend import MockServer
+
+    with MockServer(auth="user:secret", state_dir=tmp_path) as server:
+        with pytest.raises(AuthenticationError):
+            open_client(server.url).__enter__()
+        with open_client(server.url, auth=("user", "secret")) as client:
+            assert client.predict(api_name="/activate_status")
 
 
 def test_sessions_do_not_share_queue_or_gallery(vidbridge_mock) -> None:
