@@ -54,7 +54,7 @@ class Outcome:
         self.server = server
 
 
-def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: int) -> dict[str, Any]:
+def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: int, cap: bool) -> dict[str, Any]:
     import vidbridge
     from vidbridge.plugins.mock_backend import read_counter
 
@@ -80,8 +80,13 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
                         raise
                     log(f"connect {url}: {exc}; again")
 
+        # Host-side cap: at most max_sessions jobs in flight per server (see --no-cap).
+        gates = [threading.Semaphore(4 if cap else 10**6) for _ in range(servers)]
+
         def one(i: int) -> None:
             outcome = outcomes[i]
+            gate = gates[outcome.server]
+            gate.acquire()
             try:
                 job = sessions[outcome.server].submit(prompt=prompts[i], seed=i, frames=FRAMES, steps=STEPS,
                                                       output_dir=out, timeout=job_timeout)
@@ -89,6 +94,7 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
             finally:
+                gate.release()
                 finished.release()
 
         def restarter() -> None:
@@ -138,7 +144,7 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
     return {
         "jobs": jobs, "completed": completed, "failed": failed, "duplicates": duplicates,
         "verified": verified, "lost": lost, "seconds": round(seconds, 1),
-        "servers": servers, "faults": list(FAULTS), "restart": restart_info,
+        "servers": servers, "capped_in_flight_per_server": 4 if cap else None, "faults": list(FAULTS), "restart": restart_info,
         "generations_total": sum(runs.values()), "failed_but_generated": failed_but_generated,
         "never_generated": sum(1 for p in prompts if runs.get(p, 0) == 0),
         "errors_by_type": dict(errors), "top_error_messages": dict(messages.most_common(8)),
@@ -153,13 +159,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="fake servers (default: 4, or 1 for fewer than 40 jobs)")
     parser.add_argument("--no-restart", action="store_true", help="do not restart a server mid-run")
     parser.add_argument("--job-timeout", type=float, default=300.0, help="seconds a job may take")
+    parser.add_argument("--no-cap", action="store_true",
+                        help="do not cap jobs in flight per server at max_sessions (4); exposes the wan2gp "
+                             "plugin's slot-wait bug (JobTimeoutError 'no free gradio session within None s')")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     servers = args.servers or (4 if args.jobs >= 40 else 1)
     restart = not args.no_restart and args.jobs >= 20
-    result = soak(args.jobs, servers, restart, args.job_timeout, workers=servers * 4)
+    result = soak(args.jobs, servers, restart, args.job_timeout, workers=servers * 4, cap=not args.no_cap)
     emit(result, args.json)
     return 0
 
