@@ -39,6 +39,7 @@ from _common import (  # noqa: E402
     median,
     mock_servers,
     ratio,
+    ratio_of_samples,
     run_child,
 )
 
@@ -77,7 +78,7 @@ def bench_connect_cold(url: str, reps: int) -> dict[str, Any]:
     connect_child("baseline", url)
     xs, ys = interleaved(reps, lambda: connect_child("vidbridge", url), lambda: connect_child("baseline", url))
     log(f"connect_cold vidbridge={xs} baseline={ys}")
-    return ratio(median(xs), median(ys), unit="s", reps=reps, target="ratio <= 1.1",
+    return ratio_of_samples(xs, ys, unit="s", reps=reps, target="ratio <= 1.1",
                  note="fresh process and empty cache_dir per repetition; server with --full-surface")
 
 
@@ -107,13 +108,13 @@ def bench_connect_warm(url: str, reps: int) -> tuple[dict[str, Any], dict[str, A
     vidbridge_side(), baseline_side()
     xs, ys = interleaved(reps, vidbridge_side, baseline_side)
     log(f"connect_warm vidbridge={xs} baseline={ys}")
-    warm = ratio(median(xs), median(ys), unit="s", reps=reps, target="ratio <= 0.3 and vidbridge < 1 s",
+    warm = ratio_of_samples(xs, ys, unit="s", reps=reps, target="ratio <= 0.3 and vidbridge < 1 s",
                  note="same process, new vidbridge.Client and session each repetition (in-memory API cache)")
     # A new process that finds the API description in cache_dir (e.g. the next run of a host app).
     dxs, dys = interleaved(2 if reps < 7 else reps // 2, lambda: connect_child("vidbridge", url, str(cache)),
                            lambda: connect_child("baseline", url))
     log(f"connect_warm_disk vidbridge={dxs} baseline={dys}")
-    disk = ratio(median(dxs), median(dys), unit="s", reps=len(dxs),
+    disk = ratio_of_samples(dxs, dys, unit="s", reps=len(dxs),
                  note="fresh process per repetition, cache_dir filled by an earlier connect")
     return warm, disk
 
@@ -159,7 +160,7 @@ def bench_job_overhead(url: str, reps: int) -> dict[str, Any]:
         client.close()
         close_gradio_client(plain)
     log(f"job_overhead vidbridge={xs} baseline={ys}")
-    return ratio(median(xs), median(ys), unit="s", reps=reps, target="ratio <= 1.2",
+    return ratio_of_samples(xs, ys, unit="s", reps=reps, target="ratio <= 1.2",
                  note=f"step_delay 0, {JOB['frames']} frames, {JOB['steps']} steps; connected client on both sides")
 
 
