@@ -156,6 +156,9 @@ class Handlers:
                     session.queue[:] = [t for t in session.queue if t.client_id != client_id]
             elif session.generating:
                 session.abort_requested = True
+            elif not session.ran:
+                # Live WanGP fails here without a gr.Error: API clients see an opaque error.
+                raise RuntimeError("no generation state in this session")
             else:
                 session.queue.clear()
             session.changed.notify_all()
@@ -201,7 +204,7 @@ class Handlers:
         if not session.queue:
             yield None, None, None
             return
-        session.generating = True
+        session.generating = session.ran = True
         try:
             while True:
                 with session.changed:
@@ -303,22 +306,20 @@ class Handlers:
         return gr.update(), gr.update(value=f"**{model.name}**")
 
     def fill_inputs(self, session: Session, values: dict[str, Any]) -> tuple:
-        """The new model's form: values for the form components, new resolution choices."""
+        """The session model's form: saved (or default) values, and the model's choices for the
+        components that depend on it (this is what widens the session's resolution choices)."""
         model = get_model(session.model_type)
         saved = session.forms.get(model.model_type) or self.form.defaults(model)
         model_args = self.form.model_updates(model)
         outputs = []
         for cid in self.surface.endpoint("fill_inputs").output_ids:
             name = self.form.names_by_id.get(cid)
-            if cid in model_args:
-                args = dict(model_args[cid])
-                if name in saved and name not in ("video_length",):
-                    args["value"] = saved[name] if saved[name] in _values(args.get("choices")) else args["value"]
-                outputs.append(gr.update(**args))
-            elif name is not None and name in saved and name not in generation.MEDIA_KEYS:
-                outputs.append(gr.update(value=saved[name]))
-            else:
-                outputs.append(gr.update())
+            args = dict(model_args.get(cid, {}))
+            if name in saved and name not in generation.MEDIA_KEYS:
+                allowed = _values(args.get("choices"))
+                if not allowed or saved[name] in allowed:
+                    args["value"] = saved[name]
+            outputs.append(gr.update(**args))
         return tuple(outputs)
 
     def refresh_model_dropdowns(self, session: Session, values: dict[str, Any]) -> tuple:

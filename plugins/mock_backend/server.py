@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 QUIET_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1",
              "HF_HUB_OFFLINE": "1"}
@@ -268,8 +268,3 @@ def _pump(stream: Any, lines: "queue.Queue[str | None]") -> None:
         lines.put(raw.decode(errors="replace"))
     lines.put(None)
 
-
-def server_arguments() -> Sequence[str]:
-    """The option names shared by :class:`MockServer` and the CLI (for documentation)."""
-    return ("host", "port", "step_delay", "auth", "faults", "full_surface", "output_dir",
-            "state_dir", "model")

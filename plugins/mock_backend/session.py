@@ -56,6 +56,7 @@ class Session:
         self.gallery: list[tuple[str, str]] = []
         self.progress = Progress()
         self.generating = False
+        self.ran = False  # process_tasks has run at least once in this session
         self.abort_requested = False
         self.early_stop_requested = False
         self.changed = threading.Condition()

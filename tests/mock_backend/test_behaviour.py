@@ -48,6 +48,12 @@ def test_queue_without_save_inputs_is_the_webform_error(client) -> None:
         client.predict(0, "i2v", api_name="/process_prompt_and_add_tasks")
 
 
+def test_abort_before_any_run_is_opaque_like_the_real_app(client) -> None:
+    with pytest.raises(AppError) as info:
+        client.predict(api_name="/abort_generation")
+    assert "Webform" not in str(info.value)  # not a deliberate gr.Error message
+
+
 def test_plain_save_inputs_overwrites_defaults_and_is_counted(client, vidbridge_mock) -> None:
     from mock_helpers import form_args
 
