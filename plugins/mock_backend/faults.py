@@ -23,6 +23,8 @@ Kinds (defaults in brackets):
 ``hostile_name``   file names in results become hostile: ``name`` = ``dotdot`` (``../x.mp4``),
                    ``absolute`` (``/tmp/x.mp4``), ``nul`` (``x\\x00.mp4``), ``device``
                    (``CON.mp4``) or any literal string                          (route [data])
+                   (it rewrites ``orig_name`` in the result stream; each SSE stream a client
+                   opens counts as one request, so prefer no ``count`` and clear it afterwards)
 =================  ===========================================================================
 
 Examples: ``429:route=join,count=2,retry_after=3``, ``latency:seconds=0.2``,

@@ -73,6 +73,10 @@ class FaultMiddleware:
             return await reset_connection()
         if "status" in by_kind:
             return await self.status(send, by_kind["status"])
+        if "hostile_name" in by_kind:
+            # The file names are rewritten in the JSON text: ask the app for an uncompressed body.
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                          if k.lower() != b"accept-encoding"]}
         if by_kind.keys() & {"truncate", "corrupt", "slow", "hostile_name"}:
             send = BodyRewriter(send, by_kind).send
         await self.app(scope, receive, send)
@@ -149,6 +153,7 @@ class BodyRewriter:
         self.length: int | None = None
         self.sent = 0
         self.cut = False
+        self.pending = b""  # an incomplete line held back while renaming (SSE may split lines)
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.cut:
@@ -165,7 +170,11 @@ class BodyRewriter:
             return await self._send(message)
         body = message.get("body", b"")
         if "hostile_name" in self.faults:
-            body = _rename_files(body, hostile_name(self.faults["hostile_name"]))
+            data, self.pending = self.pending + body, b""
+            if message.get("more_body", False):  # hold back a trailing incomplete line
+                complete, newline, self.pending = data.rpartition(b"\n")
+                data = complete + newline
+            body = _rename_files(data, hostile_name(self.faults["hostile_name"]))
         if "corrupt" in self.faults and body:
             body = _flip(body, self.sent)
         if "truncate" in self.faults and self.length:
