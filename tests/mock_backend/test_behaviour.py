@@ -233,3 +233,15 @@ def test_concurrent_clients_both_get_their_video(vidbridge_mock) -> None:
         t.join()
     assert sorted(results) == ["one", "two"] and all(p in results[p] for p in results)
     assert faults.read_counter(vidbridge_mock.url)["total"] == 2
+
+
+def test_image_families_write_png(client) -> None:
+    try:
+        switch_model(client, "flux")
+        image = generate(client, "flux", prompt="an image", resolution="1024x1024")
+    finally:
+        switch_model(client, "t2v")
+    assert image["orig_name"].endswith("_an image.png")
+    with Image.open(image["path"]) as png:
+        assert png.format == "PNG" and png.size == (1024, 1024)
+        assert json.loads(png.info["comment"])["model_type"] == "flux"
