@@ -13,7 +13,6 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from mock_helpers import (
-    collect_logs,
     download,
     gallery_files,
     generate,
