@@ -6,6 +6,12 @@ Another gradio app is reported with ``healthy=False`` and note "not Wan2GP".
 
 Config file: ``<user_config_dir>/vidbridge/wan2gp.json`` (platformdirs), e.g.
 ``{"urls": ["http://192.168.1.20:7860"]}``; env ``VIDBRIDGE_WAN2GP_URL`` takes a comma-separated list.
+Env ``VIDBRIDGE_WAN2GP_PROBE_PORTS`` replaces the loopback ports probed (comma-separated; empty:
+probe none), e.g. for tests or a machine where those ports belong to something else.
+
+A server behind gradio auth answers ``/config`` with 401. With a username and password the probe
+logs in and identifies it; without them (or when they are refused) it is still reported as a
+``wan2gp`` candidate with a note, so that connecting says precisely which credential is wrong.
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ from typing import Any
 import httpx
 
 from vidbridge.context import DiscoverOptions
-from vidbridge.models import Endpoint
+from vidbridge.errors import AuthenticationError, BackendError
+from vidbridge.models import Credentials, Endpoint
 
-from .connection import headers_for
+from .connection import _http_get, headers_for, login
 
-__all__ = ["LOCAL_PORTS", "ENV_VAR", "config_file", "configured_urls", "probe", "discover", "is_wan2gp"]
+__all__ = ["LOCAL_PORTS", "ENV_VAR", "PORTS_ENV_VAR", "probe_ports", "config_file", "configured_urls", "probe", "discover", "is_wan2gp"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
 #: WanGP's default port range and Pinokio's port.
 LOCAL_PORTS = (*range(7860, 7870), 42003)
 ENV_VAR = "VIDBRIDGE_WAN2GP_URL"
+PORTS_ENV_VAR = "VIDBRIDGE_WAN2GP_PROBE_PORTS"
 _REQUIRED = ("save_inputs", "process_prompt_and_add_tasks", "process_tasks")
 
 
@@ -55,6 +63,23 @@ def configured_urls(path: Path | None = None) -> list[str]:
         listed = data.get("urls") or ([data["url"]] if isinstance(data.get("url"), str) else [])
         urls.extend(str(u) for u in listed if isinstance(u, str))
     return urls
+
+
+def probe_ports() -> tuple[int, ...]:
+    """Loopback ports to probe: ``VIDBRIDGE_WAN2GP_PROBE_PORTS`` if set, else :data:`LOCAL_PORTS`.
+
+    Entries that are not port numbers are logged and skipped.
+    """
+    raw = os.environ.get(PORTS_ENV_VAR)
+    if raw is None:
+        return LOCAL_PORTS
+    ports = []
+    for item in (part.strip() for part in raw.split(",")):
+        if item.isdigit() and 0 < int(item) < 65536:
+            ports.append(int(item))
+        elif item:
+            log.warning("%s: ignoring %r (not a port number)", PORTS_ENV_VAR, item)
+    return tuple(ports)
 
 
 def _base_names(config: dict[str, Any]) -> set[str]:
@@ -88,17 +113,33 @@ def model_choices(config: dict[str, Any]) -> tuple[str, ...]:
     return tuple(best)
 
 
-def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, str]) -> Endpoint | None:
-    """Check one URL; ``None`` when nothing answers there."""
+def _login_required(url: str, latency: float, why: str) -> Endpoint:
+    # Claimed (healthy) so that connect() runs and reports the precise AuthenticationError.
+    return Endpoint(url=url, backend="wan2gp", transport="gradio", healthy=True, latency_ms=latency,
+                    note=f"login required (gradio auth; {why}): not verified as Wan2GP",
+                    details={"auth": "required"})
+
+
+def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, str],
+          credentials: Credentials | None = None) -> Endpoint | None:
+    """Check one URL; ``None`` when nothing answers there.
+
+    :param credentials: used to log in when the server answers 401 (gradio auth).
+    """
     started = time.perf_counter()
     try:
         response = http.get(f"{url}/config", timeout=timeout, headers=headers)
-    except httpx.HTTPError:
+        if response.status_code == 401 and credentials is not None and credentials.username:
+            try:
+                cookies = login(http, url, credentials, headers=headers, timeout=timeout)
+            except AuthenticationError:
+                return _login_required(url, (time.perf_counter() - started) * 1000, "the login was refused")
+            response = _http_get(http, f"{url}/config", headers=headers, cookies=cookies, timeout=timeout)
+    except (httpx.HTTPError, BackendError):
         return None
     latency = (time.perf_counter() - started) * 1000
     if response.status_code == 401:
-        return Endpoint(url=url, backend="wan2gp", transport="gradio", healthy=False, latency_ms=latency,
-                        note="login required (gradio auth): cannot tell whether this is Wan2GP without credentials")
+        return _login_required(url, latency, "no username/password given")
     try:
         config = response.json() if response.is_success else None
     except ValueError:
@@ -134,7 +175,7 @@ def discover(options: DiscoverOptions) -> list[Endpoint]:
         if url and url not in candidates:
             candidates.append(url)
     if options.probe_local:
-        for port in LOCAL_PORTS:
+        for port in probe_ports():
             url = f"http://127.0.0.1:{port}"
             if url not in candidates:
                 candidates.append(url)
@@ -145,7 +186,8 @@ def discover(options: DiscoverOptions) -> list[Endpoint]:
     found: list[Endpoint] = []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(candidates)), thread_name_prefix="wan2gp-probe")
     try:
-        futures = {pool.submit(probe, options.http, url, timeout=per_probe, headers=headers): url for url in candidates}
+        futures = {pool.submit(probe, options.http, url, timeout=per_probe, headers=headers,
+                               credentials=options.credentials): url for url in candidates}
         done, _ = concurrent.futures.wait(futures, timeout=options.timeout)
         for future in done:
             try:

@@ -176,6 +176,7 @@ class Wan2GPJob:
         plan, model, save = prepare(self.session, self.request)
         self.model = model
         self.pooled = self.session.acquire(timeout=None)
+        self.pooled.jobs += 1
         try:
             self._queue_task(plan, model, save)
         except BaseException as exc:
@@ -184,44 +185,70 @@ class Wan2GPJob:
         self._consumer = threading.Thread(target=self._consume, name=f"wan2gp-{self.job_id}", daemon=True)
         self._consumer.start()
 
-    def _switch_model(self, model: str) -> None:
+    def _read_form(self, model: str) -> None:
+        """Store ``model``'s form and resolution choices from ``fill_inputs`` (no server side effect;
+        the gradio session must be on ``model``)."""
         pooled = self.pooled
         assert pooled is not None
         api = self.session.api
-        log.warning("switching %s to model %r: WanGP also makes it the server's remembered default model",
-                    self.session.url, model)
-        self._call("switching model", api.find("change_model_from_target", requires=["model_type"]), model)
         fill = api.find("fill_inputs", exact=[])
         outputs, _ = self._call("reading the model's form", fill)
-        save = api.find("save_inputs", requires=["target", "prompt"])
         values = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        mapped = api.map_outputs_to_inputs(fill, save, values)
-        form = {name: update_value(v) for name, v in mapped.items()
-                if not (isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v)}
-        pooled.forms[model] = form
+        mapped = api.map_outputs_to_inputs(fill, api.find("save_inputs", requires=["target", "prompt"]), values)
+        pooled.forms[model] = {name: update_value(v) for name, v in mapped.items()
+                               if not (isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v)}
         resolution = mapped.get("resolution")
         if isinstance(resolution, dict) and resolution.get("choices"):
             pooled.resolutions[model] = tuple(c[1] if isinstance(c, (list, tuple)) else c
                                               for c in resolution["choices"])
-        if api.has("refresh_model_dropdowns"):
-            dropdowns, _ = self._call("refreshing the model lists", api.find("refresh_model_dropdowns", exact=[]))
-            found: set[str] = set()
-            for value in dropdowns if isinstance(dropdowns, (list, tuple)) else [dropdowns]:
-                if isinstance(value, dict) and value.get("choices"):
-                    options = [c[1] if isinstance(c, (list, tuple)) else c for c in value["choices"]]
-                    if model in options:
-                        found.update(map(str, options))
-            pooled.choices = frozenset(found or {model})
-        pooled.model = model
+
+    def _read_dropdowns(self) -> str | None:
+        """Refresh the session's model dropdowns (this widens its choices, nothing else) and return
+        the model the session is on, or ``None`` when the server does not tell."""
+        pooled = self.pooled
+        assert pooled is not None
+        api = self.session.api
+        if not api.has("refresh_model_dropdowns"):
+            return None
+        refresh = api.find("refresh_model_dropdowns", exact=[])
+        dropdowns, _ = self._call("reading the model lists", refresh)
+        values = dropdowns if isinstance(dropdowns, (list, tuple)) else [dropdowns]
+        add = api.find("process_prompt_and_add_tasks", requires=["model_choice"])
+        selector = api.map_outputs_to_inputs(refresh, add, values).get("model_choice")
+        current = update_value(selector)
+        if isinstance(selector, dict) and selector.get("choices"):
+            pooled.choices = frozenset(str(c[1] if isinstance(c, (list, tuple)) else c) for c in selector["choices"])
+        return str(current) if isinstance(current, str) and current else None
+
+    def _target_model(self, requested: str | None, fallback: str) -> str:
+        """The model to generate with; switches the gradio session only when it must.
+
+        A fresh gradio session starts on the server's last used model, which may differ from what
+        the cached ``view_api`` says, so it is read first. Without a requested model the session's
+        own model is used: switching would rewrite the server's remembered model for everyone.
+        """
+        pooled = self.pooled
+        assert pooled is not None
+        if pooled.model is None:
+            pooled.model = self._read_dropdowns()
+        model = requested or pooled.model or fallback
+        if requested and pooled.model != requested:
+            log.warning("switching %s to model %r: WanGP also makes it the server's remembered default model",
+                        self.session.url, model)
+            api = self.session.api
+            self._call("switching model", api.find("change_model_from_target", requires=["model_type"]), model)
+            pooled.model = model
+            self._read_form(model)
+            self._read_dropdowns()
+        elif model not in pooled.forms:
+            self._read_form(model)
+        return model
 
     def _queue_task(self, plan: FormPlan, model: str, save: str) -> None:
         pooled = self.pooled
         assert pooled is not None
         api = self.session.api
-        if pooled.model != model:
-            # A fresh gradio session starts on the server's *current* model, which may differ from
-            # what view_api said at start-up: always set it explicitly once per session.
-            self._switch_model(model)
+        model = self.model = self._target_model(plan.model, model)
         validate_for_model(plan, model, pooled.resolutions.get(model))
         values = {**api.defaults(save), **pooled.forms.get(model, {}), **plan.values}
         values["target"] = "state"  # never "settings": that overwrites the server's saved defaults

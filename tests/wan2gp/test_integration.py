@@ -38,8 +38,10 @@ def _run(session: Any, request: GenerationRequest, tmp_path: Path, job_id: str =
 
 def test_text_to_video_then_second_job_only_gets_its_own_output(vidbridge_mock: Any, connect: Any,
                                                                 tmp_path: Path) -> None:
+    vidbridge_mock.backend.remember_model("t2v")  # earlier tests may have switched the server
     session = connect(vidbridge_mock.url)
-    first, _ = _run(session, GenerationRequest(prompt="a red fox", frames=17, steps=3, seed=11), tmp_path, "one")
+    first, first_handle = _run(session, GenerationRequest(prompt="a red fox", frames=17, steps=3, seed=11),
+                               tmp_path, "one")
     second, handle = _run(session, GenerationRequest(prompt="a blue bird", frames=17, steps=3, seed=12),
                           tmp_path, "two")
     assert len(first) == len(second) == 1
@@ -48,7 +50,22 @@ def test_text_to_video_then_second_job_only_gets_its_own_output(vidbridge_mock: 
     assert "blue bird" in artifact.path.name and artifact.manifest_path and artifact.manifest_path.is_file()
     manifest = artifact.manifest_path.read_text()
     assert "a blue bird" in manifest and artifact.provenance.settings_sent["video_length"] == 17
-    assert handle.pooled is not None and handle.pooled.jobs == 0  # reused the same gradio session
+    # one gradio session served both jobs, and the pool holds only that one
+    assert handle.pooled is first_handle.pooled and handle.pooled.jobs == 2
+    assert len(session._idle) == 1 and not session._busy
+
+
+def test_no_model_requested_keeps_the_servers_model(vidbridge_mock: Any, connect: Any, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    # view_api (cached at start-up) says t2v, but the server has since moved on to LTX-2
+    vidbridge_mock.backend.remember_model("ltx2_19B")
+    session = connect(vidbridge_mock.url)
+    with caplog.at_level("WARNING"):
+        artifacts, handle = _run(session, GenerationRequest(prompt="as it is", frames=17, steps=1), tmp_path, "k")
+        _run(session, GenerationRequest(prompt="same model", model="ltx2_19B", frames=17, steps=1), tmp_path, "s")
+    assert handle.model == artifacts[0].provenance.model == "ltx2_19B"
+    assert "switching" not in caplog.text  # neither job called change_model_from_target
+    vidbridge_mock.backend.remember_model("t2v")
 
 
 def test_image_to_video_uploads_each_file_once(vidbridge_mock: Any, connect: Any, tmp_path: Path) -> None:
@@ -113,7 +130,7 @@ def test_invalid_requests_are_refused_before_the_network(vidbridge_mock: Any, co
 def test_cancel_during_generation(vidbridge_mock: Any, connect: Any) -> None:
     faults.set_options(vidbridge_mock.url, step_delay=0.2)
     session = connect(vidbridge_mock.url)
-    handle = plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="long", frames=17, steps=50),
+    handle = plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="long", model="t2v", frames=17, steps=50),
                                      job_id="c")
     # wait for the generation to be running (an event from the status feed, not a sleep)
     from vidbridge import JobStatus
@@ -149,7 +166,7 @@ def test_close_releases_threads(vidbridge_mock: Any, connect: Any, http: Any, tm
     session = plugin.vidbridge_connect(endpoint=Endpoint(url=vidbridge_mock.url, backend="wan2gp"),
                                        credentials=Credentials(),
                                        options=ConnectOptions(http=http, cache_dir=tmp_path, retry_attempts=1))
-    _run(session, GenerationRequest(prompt="t", frames=17, steps=1), tmp_path, "t")
+    _run(session, GenerationRequest(prompt="t", model="t2v", frames=17, steps=1), tmp_path, "t")
     session.close()
     session.close()
     for thread in threading.enumerate():
