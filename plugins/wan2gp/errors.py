@@ -2,7 +2,8 @@
 
 gradio_client reports very different failures with few types (an app error, a crash and a lost
 connection can all surface as ``AppError`` or ``CancelledError``), so every translation names the
-server and the *step* of WanGP's multi-call flow that failed.
+server and the *step* of WanGP's multi-call flow that failed. httpx failures go through the core's
+:func:`vidbridge.httperrors.translate_http_error`, the single HTTP mapping of the project.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import httpx
 from gradio_client import exceptions as gc_exceptions
 from gradio_client import utils as gc_utils
 
+from vidbridge.httperrors import translate_http_error
 from vidbridge.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -26,7 +28,7 @@ from vidbridge.errors import (
     VidbridgeError,
 )
 
-__all__ = ["translate", "OPAQUE_MARKER", "retry_after_seconds"]
+__all__ = ["translate", "OPAQUE_MARKER", "cancelled"]
 
 #: gradio's text for an exception it does not show (``show_error=False``, WanGP's setting).
 OPAQUE_MARKER = "upstream Gradio app has raised an exception"
@@ -38,17 +40,6 @@ _USERINFO = re.compile(r"(https?://)[^/@\s]+@")
 
 def _clean(text: str) -> str:
     return _USERINFO.sub(r"\1", text)
-
-
-def retry_after_seconds(response: httpx.Response | None) -> float | None:
-    """The Retry-After header in seconds (numeric form only), if present."""
-    if response is None:
-        return None
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError:
@@ -74,20 +65,11 @@ def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError
     if isinstance(exc, gc_utils.QueueError):
         return TransientServerError(f"{where}: the server's queue is full ({_clean(str(exc))})", endpoint=endpoint,
                                     status_code=503)
-    if isinstance(exc, httpx.HTTPStatusError):
-        status = exc.response.status_code
-        if status == 429:
-            return RateLimitedError(f"{where}: rate limited (HTTP 429)", endpoint=endpoint,
-                                    retry_after=retry_after_seconds(exc.response))
-        if status in (401, 403):
-            return AuthenticationError(f"{where}: access refused (HTTP {status}); check the credentials or "
-                                       "the reverse proxy's API key header", endpoint=endpoint, reason="refused")
-        if status >= 500:
-            return TransientServerError(f"{where}: server error HTTP {status}", endpoint=endpoint, status_code=status)
-        return JobFailedError(f"{where}: HTTP {status}", endpoint=endpoint)
-    if isinstance(exc, httpx.TimeoutException):
-        return JobTimeoutError(f"{where}: timed out ({type(exc).__name__})", endpoint=endpoint)
-    if isinstance(exc, (httpx.TransportError, ConnectionError)):
+    if isinstance(exc, httpx.HTTPError):
+        # Our own and gradio_client's httpx failures: the core's one mapping (429 + Retry-After,
+        # 5xx, 401/403, timeouts, network errors), with URLs redacted.
+        return translate_http_error(exc, endpoint=endpoint, action=step)
+    if isinstance(exc, ConnectionError):
         return BackendConnectionError(f"{where}: cannot reach the server ({type(exc).__name__}: {_clean(str(exc))})",
                                       endpoint=endpoint)
     if isinstance(exc, concurrent.futures.CancelledError):

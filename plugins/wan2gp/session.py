@@ -3,11 +3,16 @@
 WanGP keeps the task queue, form and gallery per gradio session, and runs one session's tasks one
 after the other, so concurrent jobs each need their own Client. The pool hands out an idle Client
 (reused across jobs), opens a new one up to ``max_sessions``, and drops broken ones.
+
+Per server (shared by every vidbridge session in the process, see :class:`ServerLimiter`): at most
+``max_sessions`` gradio sessions busy at once, and job starts at least
+``VIDBRIDGE_WAN2GP_MIN_INTERVAL`` seconds apart (default 0.05; 0 disables the pacing).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +27,27 @@ from vidbridge.models import Credentials, Endpoint
 from .api import ApiSurface
 from .connection import ApiCache, FastClient, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
 
-__all__ = ["PooledClient", "Wan2GPSession", "ServerLimiter"]
+__all__ = ["PooledClient", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
+
+#: Environment variable: seconds between two job starts on one server (the request-rate limit).
+MIN_INTERVAL_ENV = "VIDBRIDGE_WAN2GP_MIN_INTERVAL"
+DEFAULT_MIN_INTERVAL = 0.05
+
+
+def min_interval() -> float:
+    """The configured pause between job starts per server (``VIDBRIDGE_WAN2GP_MIN_INTERVAL``);
+    invalid or negative values fall back to the default, with a warning."""
+    raw = os.environ.get(MIN_INTERVAL_ENV)
+    if raw is None:
+        return DEFAULT_MIN_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        log.warning("%s=%r is not a number of seconds >= 0; using %s", MIN_INTERVAL_ENV, raw, DEFAULT_MIN_INTERVAL)
+        return DEFAULT_MIN_INTERVAL
+    return value
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -54,12 +79,18 @@ class ServerLimiter:
         self._rate_lock = threading.Lock()
 
     @classmethod
-    def for_server(cls, url: str, slots: int, min_interval: float = 0.05) -> ServerLimiter:
-        """The limiter of ``url`` (created with ``slots`` on first use)."""
+    def for_server(cls, url: str, slots: int, interval: float | None = None) -> ServerLimiter:
+        """The limiter of ``url``, shared by every session to it in this process.
+
+        Created with ``slots`` on first use; ``interval`` (default :func:`min_interval`) is applied
+        each time, so the newest setting wins.
+        """
         with cls._lock:
             if url not in cls._all:
-                cls._all[url] = cls(slots, min_interval)
-            return cls._all[url]
+                cls._all[url] = cls(slots, DEFAULT_MIN_INTERVAL)
+            limiter = cls._all[url]
+        limiter.min_interval = min_interval() if interval is None else interval
+        return limiter
 
     def pace(self) -> None:
         """Sleep as needed so job starts are at least ``min_interval`` apart."""

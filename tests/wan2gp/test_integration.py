@@ -21,28 +21,18 @@ from vidbridge import (
 from vidbridge.plugins.mock_backend import faults
 from vidbridge.plugins.wan2gp import plugin
 
-from wan2gp_helpers import follow
+from wan2gp_helpers import follow, run_job
 
 pytestmark = pytest.mark.integration
-
-
-def _run(session: Any, request: GenerationRequest, tmp_path: Path, job_id: str = "job") -> tuple[list, Any]:
-    handle = plugin.vidbridge_submit(session=session, request=request, job_id=job_id)
-    statuses = follow(handle, job_id)
-    assert statuses[-1].phase is Phase.COMPLETED, statuses[-1]
-    out = tmp_path / job_id
-    out.mkdir()
-    artifacts = plugin.vidbridge_fetch(session=session, handle=handle, destination=out, progress=lambda *_: None)
-    return artifacts, handle
 
 
 def test_text_to_video_then_second_job_only_gets_its_own_output(vidbridge_mock: Any, connect: Any,
                                                                 tmp_path: Path) -> None:
     vidbridge_mock.backend.remember_model("t2v")  # earlier tests may have switched the server
     session = connect(vidbridge_mock.url)
-    first, first_handle = _run(session, GenerationRequest(prompt="a red fox", frames=17, steps=3, seed=11),
+    first, first_handle = run_job(session, GenerationRequest(prompt="a red fox", frames=17, steps=3, seed=11),
                                tmp_path, "one")
-    second, handle = _run(session, GenerationRequest(prompt="a blue bird", frames=17, steps=3, seed=12),
+    second, handle = run_job(session, GenerationRequest(prompt="a blue bird", frames=17, steps=3, seed=12),
                           tmp_path, "two")
     assert len(first) == len(second) == 1
     artifact = second[0]
@@ -61,8 +51,8 @@ def test_no_model_requested_keeps_the_servers_model(vidbridge_mock: Any, connect
     vidbridge_mock.backend.remember_model("ltx2_19B")
     session = connect(vidbridge_mock.url)
     with caplog.at_level("WARNING"):
-        artifacts, handle = _run(session, GenerationRequest(prompt="as it is", frames=17, steps=1), tmp_path, "k")
-        _run(session, GenerationRequest(prompt="same model", model="ltx2_19B", frames=17, steps=1), tmp_path, "s")
+        artifacts, handle = run_job(session, GenerationRequest(prompt="as it is", frames=17, steps=1), tmp_path, "k")
+        run_job(session, GenerationRequest(prompt="same model", model="ltx2_19B", frames=17, steps=1), tmp_path, "s")
     assert handle.model == artifacts[0].provenance.model == "ltx2_19B"
     assert "switching" not in caplog.text  # neither job called change_model_from_target
     vidbridge_mock.backend.remember_model("t2v")
@@ -75,9 +65,9 @@ def test_image_to_video_uploads_each_file_once(vidbridge_mock: Any, connect: Any
     Image.new("RGB", (64, 48), (200, 30, 30)).save(png)
     session = connect(vidbridge_mock.url)
     request = GenerationRequest(prompt="it moves", model="i2v", image_start=png, frames=17, steps=2)
-    artifacts, handle = _run(session, request, tmp_path, "i2v1")
+    artifacts, handle = run_job(session, request, tmp_path, "i2v1")
     assert handle.settings_sent["image_prompt_type"] == "S" and artifacts
-    _run(session, request, tmp_path, "i2v2")
+    run_job(session, request, tmp_path, "i2v2")
     assert session.uploads.uploads == 1
 
 
@@ -85,13 +75,13 @@ def test_model_switch_to_another_family_and_lora_causvid(vidbridge_mock: Any, co
                                                          caplog: pytest.LogCaptureFixture) -> None:
     session = connect(vidbridge_mock.url)
     with caplog.at_level("WARNING"):
-        artifacts, handle = _run(session, GenerationRequest(prompt="city", model="ltx2_19B", frames=17, steps=2),
+        artifacts, handle = run_job(session, GenerationRequest(prompt="city", model="ltx2_19B", frames=17, steps=2),
                                  tmp_path, "ltx")
     assert handle.model == "ltx2_19B" and artifacts[0].provenance.model == "ltx2_19B"
     assert "remembered default" in caplog.text
     request = GenerationRequest(prompt="fast", model="t2v", frames=17, preset="causvid",
                                 loras=(LoRA(name="CausVid.safetensors", weight=0.7),))
-    artifacts, handle = _run(session, request, tmp_path, "causvid")
+    artifacts, handle = run_job(session, request, tmp_path, "causvid")
     sent = handle.settings_sent
     assert sent["sample_solver"] == "causvid" and sent["num_inference_steps"] == 8 and sent["guidance_scale"] == 1
     assert sent["loras_multipliers"] == "0.7"
@@ -103,7 +93,7 @@ def test_settings_json_import(vidbridge_mock: Any, connect: Any, tmp_path: Path)
                                     "prompt": "from file", "video_length": 21, "num_inference_steps": 2,
                                     "seed": 5, "unknown_future_key": 1}))
     session = connect(vidbridge_mock.url)
-    artifacts, handle = _run(session, GenerationRequest(prompt="override", settings_file=exported), tmp_path, "imp")
+    artifacts, handle = run_job(session, GenerationRequest(prompt="override", settings_file=exported), tmp_path, "imp")
     assert handle.settings_sent["video_length"] == 21 and handle.settings_sent["prompt"] == "override"
     assert artifacts[0].provenance.seed == 5
 
@@ -166,7 +156,7 @@ def test_close_releases_threads(vidbridge_mock: Any, connect: Any, http: Any, tm
     session = plugin.vidbridge_connect(endpoint=Endpoint(url=vidbridge_mock.url, backend="wan2gp"),
                                        credentials=Credentials(),
                                        options=ConnectOptions(http=http, cache_dir=tmp_path, retry_attempts=1))
-    _run(session, GenerationRequest(prompt="t", model="t2v", frames=17, steps=1), tmp_path, "t")
+    run_job(session, GenerationRequest(prompt="t", model="t2v", frames=17, steps=1), tmp_path, "t")
     session.close()
     session.close()
     for thread in threading.enumerate():
@@ -193,5 +183,5 @@ def test_server_killed_mid_job_then_reconnects(vidbridge_mock_subprocess: Any, c
         follow(handle, "k")
     assert server.url.rstrip("/") in str(info.value)
     server.restart()
-    artifacts, _ = _run(session, GenerationRequest(prompt="again", frames=17, steps=1), tmp_path, "k2")
+    artifacts, _ = run_job(session, GenerationRequest(prompt="again", frames=17, steps=1), tmp_path, "k2")
     assert artifacts

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from vidbridge import JobStatus
+from vidbridge import GenerationRequest, JobStatus, Phase
 from vidbridge.plugins.wan2gp import plugin
 
 
@@ -18,3 +19,15 @@ def follow(handle: Any, job_id: str = "job", wait: float = 5.0, limit: int = 200
         if status.is_terminal:
             return seen
     raise AssertionError("job did not end")
+
+
+def run_job(session: Any, request: GenerationRequest, tmp_path: Path, job_id: str = "job") -> tuple[list, Any]:
+    """Submit through the hooks, follow to completion, fetch into ``tmp_path/job_id``:
+    ``(artifacts, handle)``."""
+    handle = plugin.vidbridge_submit(session=session, request=request, job_id=job_id)
+    statuses = follow(handle, job_id)
+    assert statuses[-1].phase is Phase.COMPLETED, statuses[-1]
+    out = tmp_path / job_id
+    out.mkdir()
+    artifacts = plugin.vidbridge_fetch(session=session, handle=handle, destination=out, progress=lambda *_: None)
+    return artifacts, handle
