@@ -21,7 +21,7 @@ from .handlers import FormLayout, Handlers
 from .session import get_session
 from .spec import EndpointSpec, Surface, load_surface
 
-COMPACT_COPIES = 5  # copies of each implemented function registered in the compact surface
+COMPACT_COPIES = 3  # copies of each implemented function registered in the compact surface
 
 
 def endpoint_function(endpoint: EndpointSpec, impl: Callable[..., Any] | None,
