@@ -164,7 +164,7 @@ class Wan2GPSession:
         """
         if self._closed:
             raise BackendConnectionError(f"{self.url}: the session is closed", endpoint=self.url)
-        if not self.limiter.slots.acquire(timeout=timeout if timeout is not None else -1):
+        if not self.limiter.slots.acquire(timeout=timeout):  # None waits; -1 would give up at once
             raise JobTimeoutError(f"{self.url}: no free gradio session within {timeout} s", endpoint=self.url)
         try:
             with self._lock:
