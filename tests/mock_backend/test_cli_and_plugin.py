@@ -281,3 +281,16 @@ def test_child_command_carries_every_option(tmp_path: Path) -> None:
     assert (parsed.output_dir, parsed.state_dir, parsed.model) == (str(tmp_path / "o"), str(tmp_path / "s"), "hunyuan")
     assert server.env["EXTRA"] == "1" and server.env["GRADIO_ANALYTICS_ENABLED"] == "False"
     assert server.log_tail() == ""  # nothing logged yet
+
+
+def test_module_entry_point_shows_its_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["python -m vidbridge.plugins.mock_backend", "--help"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("vidbridge.plugins.mock_backend", run_name="__main__", alter_sys=False)
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m vidbridge.plugins.mock_backend")
+    for option in ("--port", "--auth", "--fault", "--full-surface", "--state-dir", "--model"):
+        assert option in out
