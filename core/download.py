@@ -3,7 +3,10 @@
 :func:`download_verified` is what every plugin's ``vidbridge_fetch`` uses. One attempt:
 
 1. stream the body into ``.<name>.<random>.part`` *in the destination folder* (same file system,
-   so the final rename is atomic), hashing as it goes, in constant memory;
+   so the final rename is atomic), hashing as it goes, in constant memory: the calling thread
+   reads the network while a small writer thread hashes and writes (both release the GIL), with
+   at most a few MiB in flight between them; the disk's writeback is started as the data
+   arrives, so the final ``fsync`` has little left to wait for;
 2. verify byte count (Content-Length, ``expected_size``), SHA-256 (``expected_sha256``) and the
    container structure (:func:`vidbridge.containers.check_container`);
 3. claim a final name that does not exist yet (``video.mp4``, ``video (1).mp4``...) without ever
@@ -18,15 +21,17 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 import json
 import logging
 import math
 import os
+import queue
 import secrets
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, NamedTuple
+from typing import IO, Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import httpx
 
@@ -42,8 +47,20 @@ __all__ = ["download_verified", "safe_filename"]
 
 log = logging.getLogger("vidbridge.download")
 
-#: Bytes read from the network per iteration: the memory a download needs, whatever its size.
-CHUNK_SIZE = 64 * 1024
+#: The granularity of size checks and progress: the network delivers up to 64 KiB per read anyway
+#: (httpcore); a bigger chunk (an in-memory body, a decompressed one) is cut into views this big.
+READ_SIZE = 64 * 1024
+#: The reader hands the writer thread the body in batches of about this many bytes (the network
+#: delivers up to 64 KiB per read; a batch is one ``writev``).
+BATCH_SIZE = 1024 * 1024
+#: ... and at most this many reads per batch (``writev`` takes at most IOV_MAX = 1024 buffers).
+BATCH_PIECES = 256
+#: Batches waiting for the writer. The body in memory is at most (QUEUE_DEPTH + 2) batches
+#: (queued, being filled, being written), about 6 MiB, whatever the file's size.
+QUEUE_DEPTH = 4
+#: With ``durable=True``, writeback to the disk is started after every this many bytes written
+#: (``posix_fadvise(POSIX_FADV_DONTNEED)``), so the disk works while the network still delivers.
+FLUSH_WINDOW = 8 * 1024 * 1024
 #: Progress is reported at most once per this many bytes (plus once at the start and the end).
 PROGRESS_EVERY = 256 * 1024
 #: Give up looking for a free " (n)" name after this many taken ones.
@@ -59,12 +76,12 @@ class _Received(NamedTuple):
 
 
 def _open_part(destination: Path, name: str) -> tuple[Path, IO[bytes]]:
-    """Create ``.<name>.<random>.part`` exclusively; its mode follows the umask like any new file."""
+    """Create ``.<name>.<random>.part`` exclusively, unbuffered; its mode follows the umask like any new file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         path = destination / f".{name}.{secrets.token_hex(4)}.part"
         try:
-            return path, os.fdopen(os.open(path, flags, 0o666), "wb")
+            return path, os.fdopen(os.open(path, flags, 0o666), "wb", buffering=0)
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
 
@@ -72,6 +89,99 @@ def _open_part(destination: Path, name: str) -> tuple[Path, IO[bytes]]:
 def _announced_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length", "")
     return int(value) if value.isdigit() else None
+
+
+_END = None  # tells the writer thread there is nothing more to write
+
+
+def _pieces(chunks: Iterator[bytes]) -> Iterator[bytes | memoryview]:
+    """``chunks`` as they come, a chunk bigger than :data:`READ_SIZE` cut into zero-copy views
+    (so size checks and progress keep their granularity whatever the transport delivers)."""
+    for chunk in chunks:
+        if len(chunk) <= READ_SIZE:
+            yield chunk
+        else:
+            view = memoryview(chunk)
+            for start in range(0, len(chunk), READ_SIZE):
+                yield view[start : start + READ_SIZE]
+
+
+def _write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> int:
+    """Write ``pieces`` to ``fd`` in order, all of them (a short write is continued); return the count."""
+    total = sum(map(len, pieces))
+    done = os.writev(fd, pieces) if hasattr(os, "writev") else 0
+    if done < total:  # no writev (Windows), or a short write: finish piece by piece
+        for piece in pieces:
+            if done >= len(piece):
+                done -= len(piece)
+                continue
+            view = memoryview(piece)[done:]
+            done = 0
+            while view:
+                view = view[os.write(fd, view) :]
+    return total
+
+
+class _Writer:
+    """Hashes and writes batches of the body in a thread of its own, behind a bounded queue.
+
+    hashlib and ``os.write`` release the GIL on large buffers, so this overlaps with the network
+    reads of the calling thread. The writer uses its own duplicate of the file descriptor, so an
+    interrupted caller that closes the file can never make it write into another file.
+    """
+
+    def __init__(self, fd: int, *, durable: bool) -> None:
+        self.digest = hashlib.sha256()
+        self.error: BaseException | None = None
+        self._fd = os.dup(fd)
+        self._flush = durable and hasattr(os, "posix_fadvise")
+        self._queue: queue.Queue[list[bytes | memoryview] | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vidbridge-download-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        written = flushed = 0
+        try:
+            while (batch := self._queue.get()) is not _END:
+                if self._stop.is_set() or self.error is not None:
+                    continue  # keep draining so that the reader never blocks on a full queue
+                try:
+                    for piece in batch:
+                        self.digest.update(piece)
+                    written += _write_all(self._fd, batch)
+                    if self._flush and written - flushed >= FLUSH_WINDOW:
+                        self._start_writeback(flushed, written - flushed)
+                        flushed = written
+                except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+                    self.error = exc
+        finally:
+            os.close(self._fd)
+
+    def _start_writeback(self, offset: int, length: int) -> None:
+        try:  # starts writing the range to the disk without waiting for it; advice only
+            os.posix_fadvise(self._fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError:  # pragma: no cover - e.g. a file system that does not support it
+            self._flush = False
+
+    def put(self, batch: list[bytes | memoryview]) -> None:
+        """Queue ``batch`` (blocking while the queue is full); raise the writer's error, if any."""
+        if self.error is not None:
+            raise self.error
+        self._queue.put(batch)
+
+    def finish(self) -> None:
+        """Wait until everything queued is written; raise the writer's error, if any."""
+        self._queue.put(_END)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        """Discard what is queued and wait for the thread (at most the batch being written)."""
+        self._stop.set()
+        self._queue.put(_END)
+        self._thread.join()
 
 
 def _stream_into(
@@ -82,32 +192,47 @@ def _stream_into(
     expected_size: int | None,
     progress: Callable[[int, int | None], None] | None,
     fail: Callable[[str], IntegrityError],
+    durable: bool = True,
 ) -> tuple[int, int, str]:
     """Copy the body to ``out``; return (bytes written, bytes on the wire, SHA-256 hex).
 
     Content-Length and progress count bytes on the wire, which differ from the bytes written
-    only if the server compressed despite ``Accept-Encoding: identity``.
+    only if the server compressed despite ``Accept-Encoding: identity``. ``out`` must be
+    unbuffered or empty: the body is written to its file descriptor directly.
     """
     encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
-    digest = hashlib.sha256()
-    written = wire = reported = 0
+    size = wire = reported = 0
     total = announced if announced is not None else expected_size
     if progress:
         progress(0, total)
-    for chunk in response.iter_bytes(CHUNK_SIZE):
-        out.write(chunk)
-        digest.update(chunk)
-        written += len(chunk)
-        wire = response.num_bytes_downloaded if encoded else written
-        # Stop as soon as the body outgrows what was promised: a runaway server must not fill the disk.
-        if (announced is not None and wire > announced) or (expected_size is not None and written > expected_size):
-            raise fail(f"received more than the {total} bytes announced")
-        if progress and wire - reported >= PROGRESS_EVERY:
-            progress(wire, total)
-            reported = wire
+    writer = _Writer(out.fileno(), durable=durable)
+    try:
+        batch: list[bytes | memoryview] = []
+        batched = 0
+        for piece in itertools.chain(_pieces(response.iter_bytes()), [b""]):  # b"": the last batch
+            if piece:
+                size += len(piece)
+                wire = response.num_bytes_downloaded if encoded else size
+                # Stop as soon as the body outgrows what was promised: a runaway server must not
+                # fill the disk (the offending piece is not even written).
+                if (announced is not None and wire > announced) or (expected_size is not None and size > expected_size):
+                    raise fail(f"received more than the {total} bytes announced")
+                batch.append(piece)
+                batched += len(piece)
+            if batch and (not piece or batched >= BATCH_SIZE or len(batch) >= BATCH_PIECES):
+                writer.put(batch)
+                batch, batched = [], 0
+            if progress and piece and wire - reported >= PROGRESS_EVERY:
+                progress(wire, total)
+                reported = wire
+        del batch, piece
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
     if progress and wire != reported:
         progress(wire, total)
-    return written, wire, digest.hexdigest()
+    return size, wire, writer.digest.hexdigest()
 
 
 def _fetch(
@@ -121,6 +246,7 @@ def _fetch(
     fail: Callable[[str], IntegrityError],
     server: str,
     action: str,
+    durable: bool = True,
 ) -> _Received:
     try:
         with http.stream("GET", url, headers=headers) as response:
@@ -129,8 +255,9 @@ def _fetch(
             if announced is not None and expected_size is not None and announced != expected_size:
                 raise fail(f"server announces {announced} bytes, expected {expected_size}")
             size, wire, sha256 = _stream_into(
-                response, out, announced=announced, expected_size=expected_size, progress=progress, fail=fail
-            )
+                response, out, announced=announced, expected_size=expected_size, progress=progress, fail=fail,
+                durable=durable,
+            )  # fmt: skip
             # Compare on the wire: with a Content-Encoding, Content-Length counts encoded bytes.
             if announced is not None and wire != announced:
                 raise fail(f"received {wire} of the {announced} bytes announced (truncated)")
@@ -210,15 +337,15 @@ def _manifest_path(target: Path) -> Path:
     return target.with_name(target.name + ".json")
 
 
-def _write_manifest(target: Path, record: Mapping[str, Any]) -> Path:
+def _write_manifest(target: Path, record: Mapping[str, Any], *, durable: bool = True) -> Path:
     """Write ``<target>.json`` via a temporary file and ``os.replace``: never half-written."""
     path = _manifest_path(target)
     part, out = _open_part(target.parent, path.name)
     try:
         with out:
-            out.write(json.dumps(record, indent=2, sort_keys=True).encode("utf-8"))
-            out.flush()
-            os.fsync(out.fileno())
+            _write_all(out.fileno(), [json.dumps(record, indent=2, sort_keys=True).encode("utf-8")])
+            if durable:
+                os.fsync(out.fileno())
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)
@@ -265,6 +392,7 @@ def download_verified(
     progress: Callable[[int, int | None], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     manifest: bool = True,
+    durable: bool = True,
 ) -> Artifact:
     """Download ``url`` into the folder ``destination``, verify it, and return the :class:`~vidbridge.Artifact`.
 
@@ -294,6 +422,15 @@ def download_verified(
         256 KiB, and once with the final count. A retry starts again from 0.
     :param sleep: waits between attempts; injectable for tests.
     :param manifest: also write ``<final name>.json`` describing the file (see below).
+    :param durable: ``fsync`` the file (and the manifest) before giving it its final name, so that
+        even after a power loss or kernel crash a file under the final name is complete. This
+        costs the time the disk needs to store the bytes; to hide most of it, writeback is
+        started every :data:`FLUSH_WINDOW` bytes while the download runs, so the final ``fsync``
+        waits only for the tail (the download then runs at the slower of network and disk).
+        ``False`` skips all of that: every verification and the atomic, no-clobber naming still
+        hold for the running system, but after a crash of the machine (not merely of this
+        process) within the kernel's writeback delay (typically 30 s) the final name may hold
+        a truncated or zero-filled file. Use it only for scratch output that can be fetched again.
     :returns: the artifact, its provenance's ``original_name`` set. The manifest (when written)
         holds ``vidbridge_version``, ``path`` (the file name, relative to the manifest), ``size``,
         ``sha256``, ``media_type``, ``original_name``, ``url`` (no query), ``downloaded_at``
@@ -329,10 +466,10 @@ def download_verified(
             with out:
                 received = _fetch(
                     http, url, out, headers=request_headers, expected_size=expected_size,
-                    progress=progress, fail=fail, server=server, action=action,
+                    progress=progress, fail=fail, server=server, action=action, durable=durable,
                 )  # fmt: skip
-                out.flush()
-                os.fsync(out.fileno())  # the data is on disk before the name says "complete"
+                if durable:
+                    os.fsync(out.fileno())  # the data is on disk before the name says "complete"
             kind = _verify(
                 part, received, name=name, expected_size=expected_size, expected_sha256=expected_sha256,
                 media_type=media_type, fail=fail,
@@ -344,7 +481,7 @@ def download_verified(
             path=target, size=received.size, sha256=received.sha256, media_type=kind, provenance=provenance
         )
         if manifest:
-            manifest_path = _write_manifest(target, _manifest_record(artifact, url=url))
+            manifest_path = _write_manifest(target, _manifest_record(artifact, url=url), durable=durable)
             artifact = artifact.model_copy(update={"manifest_path": manifest_path})
         log.debug("downloaded %s: %d bytes, sha256 %s", target, received.size, received.sha256)
         return artifact

@@ -574,3 +574,117 @@ def test_memory_stays_constant_for_a_large_download(harness):
         tracemalloc.stop()
     assert artifact.size == len(header) + size
     assert peak < 4 * 1024 * 1024, f"peak Python allocation {peak / 2**20:.1f} MiB"
+
+
+# ------------------------------------------------------------------------------------------------
+# The writer thread, progressive writeback and durability
+# ------------------------------------------------------------------------------------------------
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "vidbridge-download-writer"]
+
+
+def _big_mp4(size: int = 3 * 1024 * 1024 + 123) -> bytes:
+    return mp4_bytes(bytes(range(256)) * (size // 256) + b"\x05" * (size % 256))
+
+
+def test_a_write_error_in_the_writer_thread_reaches_the_caller_and_removes_the_part(harness, monkeypatch):
+    calls = []
+
+    def disk_full(fd, pieces):
+        calls.append(len(pieces))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(download_module, "_write_all", disk_full)
+    with pytest.raises(OSError) as caught:
+        harness.run(reply(_big_mp4()))
+    assert caught.value.errno == errno.ENOSPC
+    assert calls == [calls[0]]  # the writer stopped at the first error; nothing retried it
+    assert harness.request_count == 1 and harness.names() == [] and _writer_threads() == []
+
+
+def test_an_interrupted_download_stops_the_writer_thread(harness):
+    body = _big_mp4()
+
+    def interrupt(done: int, total: int | None) -> None:
+        if done > len(body) // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        harness.run(reply(body), progress=interrupt)
+    assert harness.names() == [] and _writer_threads() == []
+
+
+def test_a_runaway_body_is_not_written_past_the_announced_size(harness, monkeypatch):
+    written: list[int] = []
+    real = download_module._write_all
+    monkeypatch.setattr(download_module, "_write_all", lambda fd, pieces: written.append(real(fd, pieces)) or written[-1])
+    announced = 2 * download_module.BATCH_SIZE
+    with pytest.raises(IntegrityError, match="more than"):
+        harness.run(reply(_big_mp4(4 * 1024 * 1024), Content_Length=str(announced)), attempts=1)
+    assert sum(written) <= announced and harness.names() == []
+
+
+def test_batches_preserve_order_and_bytes_for_a_multi_batch_body(harness):
+    body = _big_mp4()
+    # Irregular chunk sizes, some bigger than READ_SIZE, so batches and views are exercised.
+    sizes = [1, 7, 65536, 200_000, 3, 1 << 20]
+    chunks, offset, index = [], 0, 0
+    while offset < len(body):
+        chunks.append(body[offset : offset + sizes[index % len(sizes)]])
+        offset += sizes[index % len(sizes)]
+        index += 1
+    artifact = harness.run(lambda request: httpx.Response(200, content=iter(chunks)), expected_sha256=sha256(body))
+    assert artifact.path.read_bytes() == body and artifact.size == len(body)
+
+
+def test_write_all_continues_short_writes(monkeypatch, tmp_path):
+    path = tmp_path / "short"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    real_write = os.write
+    monkeypatch.setattr(download_module.os, "writev", lambda fd, pieces: real_write(fd, bytes(pieces[0])[:3]))
+    monkeypatch.setattr(download_module.os, "write", lambda fd, data: real_write(fd, bytes(data)[:5]))
+    try:
+        assert download_module._write_all(fd, [b"abcdefgh", memoryview(b"ijklmnopqrst")[2:], b"", b"uvw"]) == 21
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abcdefghklmnopqrstuvw"
+
+
+def test_write_all_without_writev(monkeypatch, tmp_path):
+    path = tmp_path / "nowritev"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    monkeypatch.delattr(download_module.os, "writev")
+    try:
+        download_module._write_all(fd, [b"abc", b"def"])
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abcdef"
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_durable_controls_fsync_and_progressive_writeback(harness, monkeypatch, durable):
+    fsyncs: list[int] = []
+    advice: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(download_module.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(download_module, "FLUSH_WINDOW", 1024 * 1024)
+    if hasattr(os, "posix_fadvise"):
+        real_fadvise = os.posix_fadvise
+        monkeypatch.setattr(
+            download_module.os, "posix_fadvise",
+            lambda fd, offset, length, how: advice.append((offset, length)) or real_fadvise(fd, offset, length, how),
+        )  # fmt: skip
+    body = _big_mp4()
+    artifact = harness.run(reply(body), durable=durable, expected_sha256=sha256(body))
+    assert artifact.path.read_bytes() == body and artifact.manifest_path.exists()
+    if durable:
+        assert len(fsyncs) == 2  # the file before its rename, and the manifest
+        if hasattr(os, "posix_fadvise"):
+            # Contiguous windows from the start, each at least FLUSH_WINDOW, none past the end.
+            assert advice and advice[0][0] == 0 and all(length >= 1024 * 1024 for _, length in advice)
+            assert all(a + n == b for (a, n), (b, _) in zip(advice, advice[1:]))
+            assert advice[-1][0] + advice[-1][1] <= len(body)
+    else:
+        assert fsyncs == [] and advice == []
