@@ -25,9 +25,12 @@ from vidbridge.errors import (
     BackendConnectionError,
     InvalidRequestError,
     JobFailedError,
+    RateLimitedError,
     RejectedError,
+    TransientServerError,
     VidbridgeError,
 )
+from vidbridge.retry import retrying
 from vidbridge.models import GenerationRequest, JobStatus, Phase
 
 from .api import EndpointNotFound, update_value
@@ -41,7 +44,17 @@ __all__ = ["Wan2GPJob", "JobState", "prepare"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
-_POLL = 0.05  # seconds between drains of gradio_client's local update queues (no network)
+_STATUS_FEED_AFTER = 0.75  # seconds: the status feed starts only for generations that take longer
+_RESTARTED = "has been restarted"  # WanGP's gr.Error when the session's form state is gone
+
+
+class _Restart(Exception):
+    """Internal: continue on a fresh gradio session. Raised only while nothing of this job can run
+    on the current one (before ``process_tasks`` was ever called on it)."""
+
+    def __init__(self, error: VidbridgeError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass
@@ -138,7 +151,8 @@ class Wan2GPJob:
         self.pooled: PooledClient | None = None
         self._tasks_job: Any = None
         self._status_job: Any = None
-        self._before: list[GalleryItem] = []
+        self._wake = threading.Event()
+        self._status_started = False
         self._cancel_requested = False
         self._server_stopped = False
         self._started_processing = False
@@ -154,33 +168,90 @@ class Wan2GPJob:
         """One blocking call on this job's Client: ``(result, info messages seen)``."""
         assert self.pooled is not None
         timeout = self.session.options.request_timeout if timeout is None else timeout
+        job = None
         try:
             job = self.pooled.client.submit(*args, api_name=api_name)
             result = job.result(timeout=timeout)
         except Exception as exc:
             error = translate(exc, endpoint=self.session.url, step=f"{step} ({api_name})")
-            if isinstance(error, BackendConnectionError):
-                self.pooled.broken = True
+            error.__dict__["_joined"] = getattr(getattr(job, "communicator", None), "event_id", None) is not None
             raise error from None
         logs = [u.log[0] for u in _drain(job) if getattr(u, "log", None)]
         return result, logs
+
+    def _attempts(self) -> int:
+        # Idempotent reads and form saves are free to repeat: twice the configured attempts.
+        return max(1, self.session.options.retry_attempts) * 2
+
+    def _step(self, step: str, api_name: str, *args: Any, before_queue: bool = True) -> tuple[Any, list[str]]:
+        """An idempotent call, retried on transient errors (429 Retry-After honoured).
+
+        :raises _Restart: ``before_queue`` and the server is down or has lost this gradio
+            session's state (it restarted): the caller continues on a fresh session.
+        """
+        options = self.session.options
+        try:
+            for attempt in retrying(attempts=self._attempts(), max_delay=max(options.request_timeout, 10.0)):
+                with attempt:
+                    try:
+                        return self._call(step, api_name, *args)
+                    except BackendConnectionError:
+                        if self.session.server_down():
+                            raise _ServerDown() from None
+                        raise
+        except _ServerDown:
+            error = BackendConnectionError(f"{self.session.url}: {step}: the server is not running (connection "
+                                           "refused)", endpoint=self.session.url)
+            if before_queue:
+                raise _Restart(error) from None
+            raise error from None
+        except JobFailedError as exc:
+            if before_queue and _RESTARTED in str(exc):
+                raise _Restart(exc) from None
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- submit ------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Validate, take a gradio session, queue the task and start following it.
 
+        Every step before ``process_tasks`` is safe to repeat: transient errors are retried, and
+        when the server is down (it restarts) or lost the gradio session's state, the whole
+        preparation continues on a fresh gradio session once the server answers again (within
+        ``connect_timeout x retry_attempts``). Anything this job may have queued on an abandoned
+        session never runs: only ``process_tasks`` runs a session's queue, and it is never called
+        there.
+
         :raises InvalidRequestError: before any network call.
         :raises RejectedError: the server refused the task (nothing is left queued).
         """
         plan, model, save = prepare(self.session, self.request)
         self.model = model
+        options = self.session.options
+        deadline = time.monotonic() + options.connect_timeout * max(1, options.retry_attempts)
         self.pooled = self.session.acquire(timeout=None)
         self.pooled.jobs += 1
+        restarts = 0
         try:
-            self._queue_task(plan, model, save)
+            while True:
+                try:
+                    self._queue_task(plan, model, save)
+                    break
+                except _Restart as restart:
+                    restarts += 1
+                    log.info("%s: continuing %s on a fresh gradio session (%s)", self.session.url, self.job_id,
+                             restart.error)
+                    self.session.release(self.pooled, broken=True)
+                    self.pooled = None
+                    if restarts > self._attempts():
+                        raise restart.error from None
+                    self.session.wait_until_up(deadline, restart.error)
+                    self.pooled = self.session.acquire(timeout=None, fresh=True)
+                    self.pooled.jobs += 1
         except BaseException as exc:
-            self.session.release(self.pooled, broken=isinstance(exc, BackendConnectionError))
+            if self.pooled is not None:
+                self.session.release(self.pooled, broken=isinstance(exc, BackendConnectionError))
             raise
         self._consumer = threading.Thread(target=self._consume, name=f"wan2gp-{self.job_id}", daemon=True)
         self._consumer.start()
@@ -192,7 +263,7 @@ class Wan2GPJob:
         assert pooled is not None
         api = self.session.api
         fill = api.find("fill_inputs", exact=[])
-        outputs, _ = self._call("reading the model's form", fill)
+        outputs, _ = self._step("reading the model's form", fill)
         values = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         mapped = api.map_outputs_to_inputs(fill, api.find("save_inputs", requires=["target", "prompt"]), values)
         pooled.forms[model] = {name: update_value(v) for name, v in mapped.items()
@@ -211,7 +282,7 @@ class Wan2GPJob:
         if not api.has("refresh_model_dropdowns"):
             return None
         refresh = api.find("refresh_model_dropdowns", exact=[])
-        dropdowns, _ = self._call("reading the model lists", refresh)
+        dropdowns, _ = self._step("reading the model lists", refresh)
         values = dropdowns if isinstance(dropdowns, (list, tuple)) else [dropdowns]
         add = api.find("process_prompt_and_add_tasks", requires=["model_choice"])
         selector = api.map_outputs_to_inputs(refresh, add, values).get("model_choice")
@@ -236,7 +307,7 @@ class Wan2GPJob:
             log.warning("switching %s to model %r: WanGP also makes it the server's remembered default model",
                         self.session.url, model)
             api = self.session.api
-            self._call("switching model", api.find("change_model_from_target", requires=["model_type"]), model)
+            self._step("switching model", api.find("change_model_from_target", requires=["model_type"]), model)
             pooled.model = model
             self._read_form(model)
             self._read_dropdowns()
@@ -258,17 +329,42 @@ class Wan2GPJob:
             values[name] = media_value(api, save, name, paths)
         self.settings_sent = {k: v for k, v in values.items() if k not in plan.media and k != "target"}
         self.settings_sent.update({k: [str(p) for p in v] for k, v in plan.media.items()})
-        self._call("saving the form", save, *api.positional(save, values))
-        self._before = self._gallery("reading the gallery before the job")
+        self._step("saving the form", save, *api.positional(save, values))
+        if pooled.gallery is None:  # a fresh gradio session: what its gallery already lists is not ours
+            pooled.gallery = {item.path for item in self._gallery("reading the gallery of a new session")}
         add = api.find("process_prompt_and_add_tasks", requires=["model_choice"])
         args = {"current_gallery_tab": 0, "model_choice": model}
-        _, messages = self._call("queueing the task", add, *api.positional(add, args))
+        messages = self._add_task(add, api.positional(add, args))
         if messages:
             self._clear_queue()
             text = " ".join(messages)
             raise RejectedError(f"{self.session.url} refused the request: {text}", endpoint=self.session.url,
                                 server_message=text)
         self._start_processing()
+
+    def _add_task(self, add: str, args: list[Any]) -> list[str]:
+        """``process_prompt_and_add_tasks``: queues the task in this gradio session.
+
+        Repeated here only when the server refused the call itself (HTTP 429/503 on the queue
+        join, so no event exists). Any other failure may have queued the task: the session is
+        abandoned (:class:`_Restart`), so that task can never run.
+        """
+        for attempt in range(self._attempts()):
+            try:
+                _, messages = self._call("queueing the task", add, *args)
+                return messages
+            except VidbridgeError as error:
+                if isinstance(error, JobFailedError) and _RESTARTED in str(error):
+                    raise _Restart(error) from None
+                if not error.retryable:
+                    raise
+                refused = isinstance(error, (RateLimitedError, TransientServerError)) and \
+                    getattr(error, "status_code", 429) in (429, 503) and not error.__dict__.get("_joined")
+                if not refused or attempt + 1 >= self._attempts():
+                    raise _Restart(error) from None
+                retry_after = getattr(error, "retry_after", None)
+                time.sleep(min(retry_after if retry_after is not None else 0.2 * 2 ** attempt, 20.0))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _clear_queue(self) -> None:
         api = self.session.api
@@ -282,7 +378,7 @@ class Wan2GPJob:
         api = self.session.api
         name = api.find("refresh_gallery", exact=[]) if api.has("refresh_gallery") else \
             api.find("finalize_generation", exact=[])
-        result, _ = self._call(step, name)
+        result, _ = self._step(step, name, before_queue=not self._started_processing)
         values = result if isinstance(result, (list, tuple)) else [result]
         for value in values:
             candidate = value.get("value") if isinstance(value, dict) and value.get("__type__") == "update" else value
@@ -294,22 +390,50 @@ class Wan2GPJob:
         return []
 
     def _start_processing(self) -> None:
-        pooled = self.pooled
-        assert pooled is not None
-        api = self.session.api
-        client = pooled.client
-        if api.has("activate_status") and api.has("refresh_status_async"):
-            try:
-                self._call("activating the status feed", api.find("activate_status", exact=[]))
-                self._status_job = client.submit(api_name=api.find("refresh_status_async", exact=[]))
-            except VidbridgeError as exc:  # progress is optional; generation is not
-                log.debug("status feed unavailable: %s", exc)
+        """Submit ``process_tasks`` (it runs this session's queue: our one task). The status feed
+        starts later, and only for a generation that takes a while (see :meth:`_wait_for`)."""
+        self._started_processing = True
+        self._tasks_job = self._submit_tasks()
+        self.state.timings["submitted"] = time.time()
+
+    def _submit_tasks(self) -> Any:
+        assert self.pooled is not None
         try:
-            self._tasks_job = client.submit(api_name=api.find("process_tasks", exact=[]))
+            job = self.pooled.client.submit(api_name=self.session.api.find("process_tasks", exact=[]))
         except Exception as exc:
             raise translate(exc, endpoint=self.session.url, step="starting the generation (process_tasks)") from None
-        self._started_processing = True
-        self.state.timings["submitted"] = time.time()
+        self._listen(job)
+        return job
+
+    def _listen(self, job: Any) -> None:
+        """Wake the consumer on every update of ``job`` and when it ends (no polling)."""
+        updates = getattr(getattr(job, "communicator", None), "updates", None)
+        if hasattr(updates, "listen"):
+            updates.listen(self._wake.set)
+        job.add_done_callback(lambda _: self._wake.set())
+
+    def _start_status_feed(self) -> None:
+        """``activate_status`` then ``refresh_status_async`` (chained, never blocking the job)."""
+        self._status_started = True
+        api = self.session.api
+        if self.pooled is None or not (api.has("activate_status") and api.has("refresh_status_async")):
+            return
+        client = self.pooled.client
+
+        def stream(activation: Any) -> None:
+            if activation.exception() is not None or self.state.phase.is_terminal:
+                log.debug("status feed unavailable: %s", activation.exception())
+                return
+            try:
+                self._status_job = client.submit(api_name=api.find("refresh_status_async", exact=[]))
+                self._listen(self._status_job)
+            except Exception as exc:  # noqa: BLE001 - progress is optional; generation is not
+                log.debug("status feed unavailable: %s", exc)
+
+        try:
+            client.submit(api_name=api.find("activate_status", exact=[])).add_done_callback(stream)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("status feed unavailable: %s", exc)
 
     # -- following ---------------------------------------------------------------------------------
 
@@ -356,55 +480,117 @@ class Wan2GPJob:
         if changes:
             self._update(**changes)
 
-    def _consume(self) -> None:
-        """Drain both streams until process_tasks ends, then collect this job's outputs."""
-        tasks, status = self._tasks_job, self._status_job
+    def _wait_for(self, tasks: Any) -> None:
+        """Apply every update of ``tasks`` and the status feed until ``tasks`` ends; wakes on
+        events only. A long silence is checked with a probe: a dead server ends the wait."""
         stall = max(self.session.options.request_timeout, 5.0)
+        feed_at = time.monotonic() + _STATUS_FEED_AFTER
         last_event = time.monotonic()
-        try:
-            while True:
-                got = False
+        while True:
+            self._wake.clear()
+            got = False
+            for update in _drain(tasks):
+                got = True
+                self._apply(update, from_status_feed=False)
+            status = self._status_job
+            for update in _drain(status) if status is not None else ():
+                got = True
+                self._apply(update, from_status_feed=True)
+            now = time.monotonic()
+            if got:
+                last_event = now
+            if tasks.done():
                 for update in _drain(tasks):
-                    got = True
                     self._apply(update, from_status_feed=False)
-                for update in _drain(status) if status is not None else ():
-                    got = True
-                    self._apply(update, from_status_feed=True)
-                if got:
-                    last_event = time.monotonic()
-                if tasks.done():
-                    for update in _drain(tasks):
-                        self._apply(update, from_status_feed=False)
-                    break
-                if time.monotonic() - last_event > stall:
-                    # Nothing heard for a while: a slow step is fine, a dead server is not.
-                    if not self.session.probe():
-                        raise BackendConnectionError(f"{self.session.url}: the server stopped answering during "
-                                                     "the generation", endpoint=self.session.url)
-                    last_event = time.monotonic()
-                time.sleep(_POLL)
-            self._finish()
+                return
+            if not self._status_started and now >= feed_at:
+                self._start_status_feed()
+            if now - last_event > stall:
+                if self.session.server_down():
+                    raise self._lost("the server stopped answering during the generation")
+                last_event = now
+            wait = stall - (now - last_event) + 0.01
+            if not self._status_started:
+                wait = min(wait, max(0.0, feed_at - now) + 0.001)
+            self._wake.wait(wait)
+
+    def _lost(self, what: str) -> BackendConnectionError:
+        return BackendConnectionError(
+            f"{self.session.url}: {what}; this job's task and output were lost with the server's gradio "
+            "session (a restarted WanGP does not keep them)", endpoint=self.session.url)
+
+    def _consume(self) -> None:
+        """Follow ``process_tasks`` to its end, recover what a cut stream hides, collect outputs."""
+        try:
+            self._finish(self._follow())
         except VidbridgeError as exc:
             self._fail(exc)
         except Exception as exc:  # never leave the job hanging
             self._fail(translate(exc, endpoint=self.session.url, step="following the generation"))
 
-    def _finish(self) -> None:
-        try:
-            self._tasks_job.result(timeout=0)
-        except Exception as exc:
+    def _follow(self) -> list[GalleryItem]:
+        """This job's outputs, recovering from a cut result stream.
+
+        * ``process_tasks`` ends normally: the outputs are the gallery's new items.
+        * Its stream is cut or refused (transient error) while the server keeps running: the
+          gallery is read; if the output is there, it is this job's. If not, ``process_tasks``
+          (the same endpoint copy) is submitted again. That cannot generate twice: it runs only
+          what the session's queue holds (our one task, removed once generated), and gradio runs
+          one call of an endpoint at a time (concurrency limit 1), so a second call waits for a
+          first one still running and then finds the queue empty.
+        * The server is down (connection refused): the gradio session and the task are gone
+          with its process; the job fails with :class:`BackendConnectionError`.
+        """
+        recoveries = 0
+        cut: VidbridgeError | None = None
+        while True:
+            self._wait_for(self._tasks_job)
+            error: VidbridgeError | None = None
+            try:
+                self._tasks_job.result(timeout=0)
+            except Exception as exc:
+                if self._cancel_requested:
+                    raise cancelled(self.session.url, self._server_stopped) from None
+                error = translate(exc, endpoint=self.session.url, step="generating (process_tasks)")
+                if not error.retryable:
+                    raise error from None
+            self._stop_status_feed()
             if self._cancel_requested:
-                raise cancelled(self.session.url, self._server_stopped) from None
-            raise translate(exc, endpoint=self.session.url, step="generating (process_tasks)") from None
-        self._stop_status_feed()
-        if self._cancel_requested:
-            raise cancelled(self.session.url, self._server_stopped)
-        self._update(phase=Phase.DECODING if self.state.phase is not Phase.DECODING else Phase.DECODING)
-        after = self._gallery("reading the gallery after the job")
-        outputs = new_items(self._before, after)
-        if not outputs:
-            raise JobFailedError(f"{self.session.url}: the generation ended without a new output "
-                                 f"(last status: {self.state.message or 'none'})", endpoint=self.session.url)
+                raise cancelled(self.session.url, self._server_stopped)
+            if error is not None and self.session.server_down():
+                raise self._lost("the server went away during the generation")
+            outputs = self._new_outputs()
+            if outputs:
+                return outputs
+            if error is None:
+                if cut is not None:
+                    raise self._lost(f"the result stream was cut ({cut}) and the server no longer has the task")
+                raise JobFailedError(f"{self.session.url}: the generation ended without a new output "
+                                     f"(last status: {self.state.message or 'none'})", endpoint=self.session.url)
+            recoveries += 1
+            if recoveries > self._attempts():
+                raise error
+            cut = error
+            log.info("%s: %s: %s; following the generation again", self.session.url, self.job_id, error)
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after:
+                time.sleep(min(retry_after, 20.0))
+            self._tasks_job = self._submit_tasks()
+
+    def _new_outputs(self) -> list[GalleryItem]:
+        assert self.pooled is not None
+        try:
+            after = self._gallery("reading the gallery after the job")
+        except BackendConnectionError:
+            if self.session.server_down():
+                raise self._lost("the server went away before its output was read") from None
+            raise
+        known = self.pooled.gallery or set()
+        return [item for item in after if item.path not in known]
+
+    def _finish(self, outputs: list[GalleryItem]) -> None:
+        assert self.pooled is not None
+        self.pooled.gallery = (self.pooled.gallery or set()) | {item.path for item in outputs}
         self.state.timings["finished"] = time.time()
         self._release(broken=False)
         self._update(outputs=outputs, phase=Phase.COMPLETED, message=f"{len(outputs)} output(s) ready")
@@ -417,10 +603,10 @@ class Wan2GPJob:
                 pass
 
     def _fail(self, error: VidbridgeError) -> None:
-        broken = isinstance(error, BackendConnectionError)
-        if self.pooled is not None and broken:
+        # What the gradio session still holds after a failed generation is unknown: not reused.
+        if self.pooled is not None:
             self.pooled.broken = True
-        self._release(broken=broken)
+        self._release(broken=isinstance(error, BackendConnectionError))
         phase = Phase.CANCELLED if self._cancel_requested else Phase.FAILED
         self._update(error=error, phase=phase)
 

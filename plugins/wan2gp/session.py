@@ -63,6 +63,7 @@ class PooledClient:
     resolutions: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     broken: bool = False
     jobs: int = 0
+    gallery: set[str] | None = None  # server paths this session's gallery listed (None: not read yet)
 
 
 class ServerLimiter:
@@ -157,8 +158,8 @@ class Wan2GPSession:
         parameter = self.api.parameter(name, "model_choice")
         return str(parameter.default) if parameter and parameter.default else None
 
-    def acquire(self, timeout: float | None = None) -> PooledClient:
-        """An idle gradio session (a new one if none is idle), waiting for a free slot.
+    def acquire(self, timeout: float | None = None, *, fresh: bool = False) -> PooledClient:
+        """An idle gradio session (a new one if none is idle, or ``fresh``), waiting for a free slot.
 
         :raises JobTimeoutError: no slot within ``timeout``.
         """
@@ -168,7 +169,7 @@ class Wan2GPSession:
             raise JobTimeoutError(f"{self.url}: no free gradio session within {timeout} s", endpoint=self.url)
         try:
             with self._lock:
-                pooled = self._idle.pop() if self._idle else None
+                pooled = self._idle.pop() if self._idle and not fresh else None
             if pooled is None:
                 pooled = self._new_client()
             with self._lock:
@@ -207,6 +208,34 @@ class Wan2GPSession:
             close_client(pooled.client)
         if self._own_http:
             self.http.close()
+
+    def server_down(self, timeout: float = 3.0) -> bool:
+        """True when nothing listens at the server's address (connection refused): its process is
+        gone, and with it every gradio session's state. Idle pooled sessions are dropped then.
+
+        Any answer, even an error status or a reset, means the process is up."""
+        try:
+            self.http.get(f"{self.url}/config", timeout=timeout, headers=self.credentials.header_values())
+            return False
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            pass
+        except httpx.HTTPError:
+            return False
+        with self._lock:
+            stale, self._idle = self._idle, []
+        for pooled in stale:
+            close_client(pooled.client)
+        return True
+
+    def wait_until_up(self, deadline: float, error: Exception) -> None:
+        """Wait (probing with back-off) until the server answers again; raise ``error`` when
+        ``deadline`` (``time.monotonic()``) passes first."""
+        delay = 0.25
+        while self.server_down(timeout=max(0.5, min(3.0, deadline - time.monotonic()))):
+            if self._closed or time.monotonic() + delay > deadline:
+                raise error
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def probe(self, timeout: float = 3.0) -> bool:
         """True when the server answers ``/config`` (used to tell a dead server from a slow one)."""

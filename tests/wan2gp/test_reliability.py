@@ -101,7 +101,8 @@ def test_gallery_format_error_becomes_job_failed_error(monkeypatch: pytest.Monke
 
     wan_job = job_module.Wan2GPJob.__new__(job_module.Wan2GPJob)
     wan_job.session = _Session()
-    monkeypatch.setattr(wan_job, "_call", lambda *a, **k: ((1, {"__type__": "update", "value": [42]}), []),
+    wan_job._started_processing = True
+    monkeypatch.setattr(wan_job, "_step", lambda *a, **k: ((1, {"__type__": "update", "value": [42]}), []),
                         raising=False)
     with pytest.raises(JobFailedError, match="gallery"):
         wan_job._gallery("reading the gallery after the job")
