@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from vidbridge.download import download_verified
-from vidbridge.errors import JobFailedError
+from vidbridge.errors import JobFailedError, VidbridgeError
 from vidbridge.models import Artifact, Provenance
 
 from .connection import headers_for
@@ -56,17 +56,28 @@ def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
     if session.server.cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.server.cookies.items())
     artifacts = []
+    options = session.options
     for item in items:
         name = item.orig_name or Path(item.path).name
-        artifacts.append(download_verified(
-            session.http, file_url(session, item), destination,
-            original_name=name,
-            provenance=provenance_for(session, job, name),
-            expected_size=item.size,
-            media_type=item.mime_type,
-            headers=headers,
-            attempts=max(1, session.options.retry_attempts),
-            progress=progress,
-            sleep=time.sleep,
-        ))
+        # The file is on the server's disk: a restart does not lose it. While the server is down
+        # (connection refused), wait for it within connect_timeout x retry_attempts, then retry.
+        deadline = time.monotonic() + options.connect_timeout * max(1, options.retry_attempts)
+        while True:
+            try:
+                artifacts.append(download_verified(
+                    session.http, file_url(session, item), destination,
+                    original_name=name,
+                    provenance=provenance_for(session, job, name),
+                    expected_size=item.size,
+                    media_type=item.mime_type,
+                    headers=headers,
+                    attempts=max(1, options.retry_attempts),
+                    progress=progress,
+                    sleep=time.sleep,
+                ))
+                break
+            except VidbridgeError as exc:
+                if not exc.retryable or time.monotonic() >= deadline or not session.server_down():
+                    raise
+                session.wait_until_up(deadline, exc)
     return artifacts

@@ -48,6 +48,10 @@ _STATUS_FEED_AFTER = 0.75  # seconds: the status feed starts only for generation
 _RESTARTED = "has been restarted"  # WanGP's gr.Error when the session's form state is gone
 
 
+class _ServerDown(Exception):
+    """Internal: a step failed and nothing listens at the server's address."""
+
+
 class _Restart(Exception):
     """Internal: continue on a fresh gradio session. Raised only while nothing of this job can run
     on the current one (before ``process_tasks`` was ever called on it)."""
