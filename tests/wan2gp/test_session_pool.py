@@ -211,8 +211,18 @@ def test_probe_of_a_dead_server_is_false(tmp_path: Path) -> None:
                                 ConnectOptions(http=http, cache_dir=tmp_path / "cache", retry_attempts=1))
         try:
             assert session.probe()
+            if hasattr(session, "server_down"):
+                assert session.server_down() is False
+            idle = session.acquire()
+            session.release(idle)
             server.stop()
             assert session.probe(timeout=2) is False
+            if hasattr(session, "server_down"):
+                assert session.server_down(timeout=2) is True
+                assert _closed(idle) and "idle=0" in repr(session)  # its gradio sessions died with it
+                gone = BackendConnectionError("still down", endpoint=session.url)
+                with pytest.raises(BackendConnectionError, match="still down"):
+                    session.wait_until_up(0.0, gone)  # a deadline already passed: no waiting
         finally:
             session.close()
 
