@@ -170,10 +170,15 @@ def credentials_from_args(args: argparse.Namespace) -> Any:
     from .models import Credentials
 
     headers = {}
-    for raw in args.header:
+    for number, raw in enumerate(args.header, 1):
         name, sep, value = raw.partition(":")
         if not sep or not name.strip():
-            raise InvalidRequestError(f"--header {name.strip()!r}...: expected 'Name: value'", field="header")
+            # never echo it: a mistyped 'Authorization Bearer <token>' would print the token
+            raise InvalidRequestError(
+                f"--header number {number} has no 'Name:' part (not shown, it may hold a secret)",
+                field="header",
+                allowed="'Name: value'",
+            )
         headers[name.strip()] = value.strip()
     password = args.password or os.environ.get("VIDBRIDGE_PASSWORD")
     username = args.username or os.environ.get("VIDBRIDGE_USERNAME")

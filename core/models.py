@@ -130,9 +130,10 @@ class Credentials(_Input):
     def _pair(self) -> Credentials:
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together: give both or neither")
-        for name in self.headers:
+        for number, name in enumerate(self.headers, 1):
             if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+                # the name is not echoed: a mistyped name may contain the secret value
+                raise ValueError(f"header name number {number} is not a valid HTTP header name (not shown)")
         return self
 
     @property

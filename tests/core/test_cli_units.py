@@ -178,8 +178,8 @@ def test_models_of_an_unknown_server_is_a_connection_error(run: Any) -> None:
 
 @pytest.mark.parametrize(
     ("extra", "field", "words"),
-    [(["--header", "X-Api-Key"], "header", "expected 'Name: value'"),
-     (["--header", ": value"], "header", "expected 'Name: value'"),
+    [(["--header", "X-Api-Key"], "header", "has no 'Name:' part"),
+     (["--header", ": value"], "header", "has no 'Name:' part"),
      (["--set", "steps"], "set", "expected KEY=VALUE"),
      (["--set", "=4"], "set", "expected KEY=VALUE"),
      (["--lora", "style:strong"], "loras", "is not a number"),
@@ -208,8 +208,6 @@ def test_password_from_the_environment_also_needs_a_username(run: Any, monkeypat
     assert "env-canary-pw" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a --header without ':' is echoed whole in the error, so a mistyped "
-                                       "'Authorization Bearer <token>' prints the token")
 def test_a_mistyped_header_does_not_print_its_value(run: Any) -> None:
     code, out, err = run("discover", "--no-probe", "--url", "http://127.0.0.1:9",
                          "--header", "Authorization Bearer tok-canary-55")
