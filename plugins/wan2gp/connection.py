@@ -34,8 +34,7 @@ from vidbridge.errors import AuthenticationError, BackendConnectionError, Vidbri
 from vidbridge.models import Credentials
 
 from .errors import translate
-from . import transport
-from .transport import PooledTransport, follow_event, wake_on_cancel
+from .signals import SignalQueue, shared_ssl_context
 
 __all__ = ["ServerInfo", "FastClient", "fetch_server_info", "login", "close_client", "ApiCache",
            "UploadCache", "quiet_environment"]
@@ -311,16 +310,9 @@ class _CachingEndpoint(gc_client_module.Endpoint):
             return super()._upload_file(f, data_index)
         return cache.get_or_upload(path, lambda: super(_CachingEndpoint, self)._upload_file(f, data_index))
 
-    def _sse_fn_v1plus(self, helper: Any, event_id: str, protocol: Any) -> Any:
-        if getattr(self.client, "_http", None) is None:
-            return super()._sse_fn_v1plus(helper, event_id, protocol)
-        return follow_event(self.client, helper, event_id, protocol)
-
-    def make_cancel(self, helper: Any) -> Any:
-        return wake_on_cancel(self.client, super().make_cancel(helper))
 
 
-class FastClient(PooledTransport, Client):
+class FastClient(Client):
     """A gradio ``Client`` built from an already fetched ``/config`` and API description.
 
     Behaves as ``Client`` for everything this plugin uses (``submit``, ``predict``, ``view_api``,
@@ -334,23 +326,20 @@ class FastClient(PooledTransport, Client):
         # Construction ran with an empty dependency list (see _get_config); put the real one back.
         self.config = server.config
         self.endpoints = _LazyEndpoints(self, _CachingEndpoint)
-        # One pooled httpx client for joins, result streams and the heartbeat (see transport.py).
-        self._init_transport(heartbeat=transport_enabled() and server.config.get("connect_heartbeat", True))
+
+    def new_helper(self, fn_index: int, headers: dict[str, str] | None = None) -> Any:
+        """gradio_client's per-call helper, with an update queue that wakes listeners (no polling)."""
+        helper = super().new_helper(fn_index, headers)
+        helper.updates = SignalQueue()
+        return helper
 
     def _get_config(self) -> dict:
         light = dict(self._server.config)
         light["dependencies"] = []
-        if transport_enabled():
-            light["connect_heartbeat"] = False  # ours runs over the pooled client (transport.py)
         return light
 
     def _get_api_info(self) -> dict:
         return self._server.info
-
-
-def transport_enabled() -> bool:
-    """True when the pooled, event-driven transport is used (gradio_client 2.7)."""
-    return transport.ENABLED
 
 
 def close_client(client: Client | None, download_dir: Path | None = None) -> None:
@@ -369,9 +358,6 @@ def close_client(client: Client | None, download_dir: Path | None = None) -> Non
             pool = getattr(client, name, None)
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-        close_transport = getattr(client, "_close_transport", None)
-        if close_transport is not None:
-            close_transport()
     if download_dir is not None:
         shutil.rmtree(download_dir, ignore_errors=True)
 
@@ -398,7 +384,7 @@ def build_client(server: ServerInfo, credentials: Credentials, *, verify_tls: bo
             verbose=False,
             headers=headers_for(credentials) or None,
             download_files=False,
-            ssl_verify=verify_tls,
+            ssl_verify=shared_ssl_context(verify_tls),  # type: ignore[arg-type]  # httpx takes a context
             analytics_enabled=False,
             httpx_kwargs=kwargs,
             max_workers=4,
