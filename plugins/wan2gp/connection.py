@@ -31,6 +31,7 @@ from gradio_client import Client
 from gradio_client import client as gc_client_module
 
 from vidbridge.errors import AuthenticationError, BackendConnectionError, VidbridgeError
+from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials
 
 from .errors import translate
@@ -180,36 +181,73 @@ class ServerInfo:
         return f"{self.url}/{self.api_prefix}"
 
 
-def _http_get(http: httpx.Client, url: str, *, headers: dict[str, str], cookies: dict[str, str],
-              timeout: float) -> httpx.Response:
-    # Cookies per request (not on the shared client) so sessions never leak into each other.
-    request = http.build_request("GET", url, headers=headers, timeout=timeout)
+def _forget_cookies(http: httpx.Client, response: httpx.Response) -> None:
+    """Remove from the shared client's jar every cookie ``response`` set.
+
+    httpx stores a response's cookies in the client's jar before handing the response back, and
+    that client is shared with every plugin and server; a gradio auth cookie left there would be
+    sent with other callers' requests. Only this session may hold it (in :class:`ServerInfo`).
+    A same-named cookie the jar held before for that domain and path is removed as well: the
+    response had replaced it anyway. httpx has no per-request switch to keep a response's cookies
+    out of the client's jar, so a request another thread builds to the same host between httpx's
+    extraction and this call (microseconds) could still carry them.
+    """
+    jar = http.cookies.jar
+    for cookie in response.cookies.jar:
+        try:
+            jar.clear(cookie.domain, cookie.path, cookie.name)
+        except KeyError:
+            pass
+
+
+def _send_isolated(http: httpx.Client, request: httpx.Request, cookies: Mapping[str, str]) -> httpx.Response:
+    # Cookies per request, never through the shared client's jar, so sessions never leak into
+    # each other: the jar's cookies are not sent, and what the response sets is not kept there.
     if cookies:
         request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    return http.send(request)
+    else:
+        request.headers.pop("Cookie", None)
+    response = http.send(request, stream=True)  # headers only: forget the cookies even if the body fails
+    try:
+        _forget_cookies(http, response)
+        response.read()
+    finally:
+        response.close()
+    return response
+
+
+def _http_get(http: httpx.Client, url: str, *, headers: dict[str, str], cookies: dict[str, str],
+              timeout: float) -> httpx.Response:
+    """GET ``url`` with exactly ``cookies`` (none from the shared client's jar; none kept in it)."""
+    request = http.build_request("GET", url, headers=headers, timeout=timeout)
+    return _send_isolated(http, request, cookies)
 
 
 def login(http: httpx.Client, url: str, credentials: Credentials, *, headers: dict[str, str],
           timeout: float) -> dict[str, str]:
     """Log in with gradio auth over our own HTTP client (so proxy headers are sent too).
 
-    gradio_client's own login drops ``headers``, which fails behind an API-key proxy.
+    gradio_client's own login drops ``headers``, which fails behind an API-key proxy. The cookies
+    the server sets are returned, not left in ``http``'s (shared) cookie jar.
 
     :raises AuthenticationError: refused credentials (``reason="refused"``).
     """
     assert credentials.username is not None and credentials.password is not None
     try:
-        response = http.post(
+        request = http.build_request(
+            "POST",
             f"{url}/login",
             data={"username": credentials.username, "password": credentials.password.get_secret_value()},
             headers=headers,
             timeout=timeout,
         )
+        response = _send_isolated(http, request, {})
     except httpx.HTTPError as exc:
         raise translate(exc, endpoint=url, step="logging in") from None
     if response.status_code in (400, 401, 403):
-        raise AuthenticationError(f"{url}: the server refused the username/password (wrong password or user)",
-                                  endpoint=url, reason="refused")
+        shown = redact_url(url)
+        raise AuthenticationError(f"{shown}: the server refused the username/password (wrong password or user)",
+                                  endpoint=shown, reason="refused")
     if not response.is_success:
         raise translate(httpx.HTTPStatusError("login", request=response.request, response=response),
                         endpoint=url, step="logging in") from None
@@ -229,12 +267,13 @@ def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *,
         response = _http_get(http, f"{url}/config", headers=headers, cookies=cookies, timeout=timeout)
     except httpx.HTTPError as exc:
         raise translate(exc, endpoint=url, step="reading /config") from None
+    shown = redact_url(url)  # the URL as messages and errors show it (no user info)
     if response.status_code == 401:
-        raise AuthenticationError(f"{url}: the server requires a login (username and password) and none was given",
-                                  endpoint=url, reason="missing")
+        raise AuthenticationError(f"{shown}: the server requires a login (username and password) and none was given",
+                                  endpoint=shown, reason="missing")
     if response.status_code == 403:
-        raise AuthenticationError(f"{url}: access refused (HTTP 403); check the API key header for the proxy",
-                                  endpoint=url, reason="refused")
+        raise AuthenticationError(f"{shown}: access refused (HTTP 403); check the API key header for the proxy",
+                                  endpoint=shown, reason="refused")
     if not response.is_success:
         raise translate(httpx.HTTPStatusError("config", request=response.request, response=response),
                         endpoint=url, step="reading /config") from None
@@ -242,7 +281,7 @@ def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *,
     try:
         config = response.json()
     except ValueError:
-        raise BackendConnectionError(f"{url}: /config is not JSON: not a gradio server", endpoint=url) from None
+        raise BackendConnectionError(f"{shown}: /config is not JSON: not a gradio server", endpoint=shown) from None
     # Hashing the raw body is cheaper than canonical JSON of a 2 MB config (cold-connect cost).
     fingerprint = hashlib.sha256(response.content).hexdigest()
     info = cache.get(fingerprint)

@@ -28,6 +28,7 @@ import httpx
 
 from vidbridge.context import DiscoverOptions
 from vidbridge.errors import AuthenticationError, BackendError
+from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials, Endpoint
 
 from .connection import _http_get, headers_for, login
@@ -127,6 +128,7 @@ def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, st
     :param credentials: used to log in when the server answers 401 (gradio auth).
     """
     started = time.perf_counter()
+    cookies: dict[str, str] = {}  # the login's, sent per request (never left on the shared ``http``)
     try:
         response = http.get(f"{url}/config", timeout=timeout, headers=headers)
         if response.status_code == 401 and credentials is not None and credentials.username:
@@ -153,8 +155,8 @@ def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, st
     queue_size = None
     prefix = str(config.get("api_prefix") or "").strip("/")
     try:
-        status = http.get(f"{url}/{prefix}/queue/status" if prefix else f"{url}/queue/status",
-                          timeout=timeout, headers=headers)
+        status = _http_get(http, f"{url}/{prefix}/queue/status" if prefix else f"{url}/queue/status",
+                           headers=headers, cookies=cookies, timeout=timeout)
         if status.is_success:
             queue_size = status.json().get("queue_size")
     except (httpx.HTTPError, ValueError, AttributeError):
@@ -193,7 +195,7 @@ def discover(options: DiscoverOptions) -> list[Endpoint]:
             try:
                 endpoint = future.result()
             except Exception as exc:  # one bad server must not hide the others
-                log.debug("probe of %s failed: %s", futures[future], exc)
+                log.debug("probe of %s failed: %s", redact_url(futures[future]), exc)
                 continue
             if endpoint is not None:
                 found.append(endpoint)

@@ -15,7 +15,7 @@ import httpx
 from gradio_client import exceptions as gc_exceptions
 from gradio_client import utils as gc_utils
 
-from vidbridge.httperrors import translate_http_error
+from vidbridge.httperrors import redact_url, translate_http_error
 from vidbridge.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -45,10 +45,13 @@ def _clean(text: str) -> str:
 def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError:
     """A :class:`~vidbridge.VidbridgeError` for ``exc`` raised while doing ``step`` on ``endpoint``.
 
+    :param endpoint: the server's URL; printed and set as ``error.endpoint`` without user info
+        or query (:func:`vidbridge.httperrors.redact_url`).
     :param step: what we were doing, in words ("saving the form (save_inputs)").
     """
     if isinstance(exc, VidbridgeError):
         return exc
+    endpoint = redact_url(endpoint)
     where = f"{endpoint}: {step}"
     if isinstance(exc, gc_exceptions.AuthenticationError):
         return AuthenticationError(
@@ -90,4 +93,5 @@ def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError
 def cancelled(endpoint: str, server_stopped: bool) -> JobCancelledError:
     """The error of a job that ended because it was cancelled."""
     how = "the server stopped it" if server_stopped else "only the client stopped waiting"
+    endpoint = redact_url(endpoint)
     return JobCancelledError(f"{endpoint}: job cancelled ({how})", endpoint=endpoint, server_stopped=server_stopped)

@@ -8,6 +8,7 @@ from typing import Callable
 
 from vidbridge.download import download_verified
 from vidbridge.errors import JobFailedError, VidbridgeError
+from vidbridge.httperrors import redact_url
 from vidbridge.models import Artifact, Provenance
 
 from .connection import headers_for
@@ -34,7 +35,7 @@ def provenance_for(session: Wan2GPSession, job: Wan2GPJob, original_name: str) -
     timings["started"] = job.started_at
     return Provenance(
         backend="wan2gp",
-        endpoint=session.url,
+        endpoint=redact_url(session.url),
         job_id=job.job_id,
         model=job.model,
         seed=_seed(job.settings_sent, original_name),
@@ -51,7 +52,8 @@ def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
     """Download ``job``'s own new gallery items into ``destination`` (retried, verified)."""
     items = job.outputs()
     if not items:
-        raise JobFailedError(f"{session.url}: {job.job_id} has no outputs to fetch", endpoint=session.url)
+        shown = redact_url(session.url)
+        raise JobFailedError(f"{shown}: {job.job_id} has no outputs to fetch", endpoint=shown)
     headers = headers_for(session.credentials)
     if session.server.cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.server.cookies.items())

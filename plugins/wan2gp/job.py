@@ -30,6 +30,7 @@ from vidbridge.errors import (
     TransientServerError,
     VidbridgeError,
 )
+from vidbridge.httperrors import redact_url
 from vidbridge.retry import retrying
 from vidbridge.models import GenerationRequest, JobStatus, Phase
 
@@ -116,7 +117,8 @@ def prepare(session: Wan2GPSession, request: GenerationRequest) -> tuple[FormPla
     try:
         save = session.api.find("save_inputs", requires=["target", "prompt"])
     except EndpointNotFound as exc:
-        raise JobFailedError(f"{session.url}: not a usable WanGP server ({exc})", endpoint=session.url) from None
+        shown = redact_url(session.url)
+        raise JobFailedError(f"{shown}: not a usable WanGP server ({exc})", endpoint=shown) from None
     session.api.check_known(save, request.settings)
     known = {p.name for p in session.api.parameters(save)}
     for name in [n for n in plan.values if n not in known]:
@@ -164,7 +166,7 @@ class Wan2GPJob:
         self.started_at = time.time()
 
     def __repr__(self) -> str:
-        return f"<Wan2GPJob {self.job_id} {self.state.phase.value} on {self.session.url}>"
+        return f"<Wan2GPJob {self.job_id} {self.state.phase.value} on {redact_url(self.session.url)}>"
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -204,8 +206,9 @@ class Wan2GPJob:
                             raise _ServerDown() from None
                         raise
         except _ServerDown:
-            error = BackendConnectionError(f"{self.session.url}: {step}: the server is not running (connection "
-                                           "refused)", endpoint=self.session.url)
+            shown = redact_url(self.session.url)
+            error = BackendConnectionError(f"{shown}: {step}: the server is not running (connection refused)",
+                                           endpoint=shown)
             if before_queue:
                 raise _Restart(error) from None
             raise error from None
@@ -244,8 +247,8 @@ class Wan2GPJob:
                     break
                 except _Restart as restart:
                     restarts += 1
-                    log.info("%s: continuing %s on a fresh gradio session (%s)", self.session.url, self.job_id,
-                             restart.error)
+                    log.info("%s: continuing %s on a fresh gradio session (%s)", redact_url(self.session.url),
+                             self.job_id, restart.error)
                     self.session.release(self.pooled, broken=True)
                     self.pooled = None
                     if restarts > self._attempts():
@@ -309,7 +312,7 @@ class Wan2GPJob:
         model = requested or pooled.model or fallback
         if requested and pooled.model != requested:
             log.warning("switching %s to model %r: WanGP also makes it the server's remembered default model",
-                        self.session.url, model)
+                        redact_url(self.session.url), model)
             api = self.session.api
             self._step("switching model", api.find("change_model_from_target", requires=["model_type"]), model)
             pooled.model = model
@@ -342,7 +345,8 @@ class Wan2GPJob:
         if messages:
             self._clear_queue()
             text = " ".join(messages)
-            raise RejectedError(f"{self.session.url} refused the request: {text}", endpoint=self.session.url,
+            shown = redact_url(self.session.url)
+            raise RejectedError(f"{shown} refused the request: {text}", endpoint=shown,
                                 server_message=text)
         self._start_processing()
 
@@ -390,7 +394,8 @@ class Wan2GPJob:
                 try:
                     return parse_gallery(value)
                 except GalleryFormatError as exc:
-                    raise JobFailedError(f"{self.session.url}: {step}: {exc}", endpoint=self.session.url) from None
+                    shown = redact_url(self.session.url)
+                    raise JobFailedError(f"{shown}: {step}: {exc}", endpoint=shown) from None
         return []
 
     def _start_processing(self) -> None:
@@ -519,9 +524,10 @@ class Wan2GPJob:
             self._wake.wait(wait)
 
     def _lost(self, what: str) -> BackendConnectionError:
+        shown = redact_url(self.session.url)
         return BackendConnectionError(
-            f"{self.session.url}: {what}; this job's task and output were lost with the server's gradio "
-            "session (a restarted WanGP does not keep them)", endpoint=self.session.url)
+            f"{shown}: {what}; this job's task and output were lost with the server's gradio "
+            "session (a restarted WanGP does not keep them)", endpoint=shown)
 
     def _consume(self) -> None:
         """Follow ``process_tasks`` to its end, recover what a cut stream hides, collect outputs."""
@@ -569,13 +575,14 @@ class Wan2GPJob:
             if error is None:
                 if cut is not None:
                     raise self._lost(f"the result stream was cut ({cut}) and the server no longer has the task")
-                raise JobFailedError(f"{self.session.url}: the generation ended without a new output "
-                                     f"(last status: {self.state.message or 'none'})", endpoint=self.session.url)
+                shown = redact_url(self.session.url)
+                raise JobFailedError(f"{shown}: the generation ended without a new output "
+                                     f"(last status: {self.state.message or 'none'})", endpoint=shown)
             recoveries += 1
             if recoveries > self._attempts():
                 raise error
             cut = error
-            log.info("%s: %s: %s; following the generation again", self.session.url, self.job_id, error)
+            log.info("%s: %s: %s; following the generation again", redact_url(self.session.url), self.job_id, error)
             retry_after = getattr(error, "retry_after", None)
             if retry_after:
                 time.sleep(min(retry_after, 20.0))

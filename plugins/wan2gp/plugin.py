@@ -12,6 +12,7 @@ from typing import Callable
 from vidbridge import hookimpl
 from vidbridge.context import ConnectOptions, DiscoverOptions
 from vidbridge.errors import BackendConnectionError, JobTimeoutError
+from vidbridge.httperrors import redact_url
 from vidbridge.models import Artifact, CancelResult, Credentials, Endpoint, GenerationRequest, JobStatus
 from vidbridge.retry import retrying
 
@@ -37,9 +38,11 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: Con
     for attempt in retrying(attempts=options.retry_attempts, max_delay=max(options.connect_timeout * 3, 5.0)):
         with attempt:
             if time.monotonic() - started > options.connect_timeout * max(1, options.retry_attempts):
-                raise JobTimeoutError(f"{endpoint.url}: no session within the connect timeout", endpoint=endpoint.url)
+                shown = redact_url(endpoint.url)
+                raise JobTimeoutError(f"{shown}: no session within the connect timeout", endpoint=shown)
             return Wan2GPSession(endpoint, credentials, options)
-    raise BackendConnectionError(f"{endpoint.url}: cannot connect", endpoint=endpoint.url)  # pragma: no cover
+    raise BackendConnectionError(f"{redact_url(endpoint.url)}: cannot connect",  # pragma: no cover
+                                 endpoint=redact_url(endpoint.url))
 
 
 @hookimpl

@@ -22,6 +22,7 @@ import httpx
 
 from vidbridge.context import ConnectOptions
 from vidbridge.errors import BackendConnectionError, JobTimeoutError
+from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials, Endpoint
 
 from .api import ApiSurface
@@ -32,6 +33,8 @@ __all__ = ["PooledClient", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV",
 #: Environment variable: seconds between two job starts on one server (the request-rate limit).
 MIN_INTERVAL_ENV = "VIDBRIDGE_WAN2GP_MIN_INTERVAL"
 DEFAULT_MIN_INTERVAL = 0.05
+#: Seconds between checks, by a thread waiting for a slot, that its session was not closed.
+_CLOSE_CHECK = 0.1
 
 
 def min_interval() -> float:
@@ -109,6 +112,7 @@ class Wan2GPSession:
     def __init__(self, endpoint: Endpoint, credentials: Credentials, options: ConnectOptions) -> None:
         self.endpoint = endpoint
         self.url = endpoint.url
+        self.shown_url = redact_url(self.url)  # for messages, logs and error.endpoint (no user info)
         self.credentials = credentials
         self.options = options
         self._own_http = options.http is None
@@ -126,7 +130,7 @@ class Wan2GPSession:
         self._idle.append(self._new_client())
 
     def __repr__(self) -> str:  # no credentials, ever
-        return f"<Wan2GPSession {self.url} idle={len(self._idle)} busy={len(self._busy)}>"
+        return f"<Wan2GPSession {self.shown_url} idle={len(self._idle)} busy={len(self._busy)}>"
 
     @property
     def src_prefixed(self) -> str:
@@ -158,22 +162,48 @@ class Wan2GPSession:
         parameter = self.api.parameter(name, "model_choice")
         return str(parameter.default) if parameter and parameter.default else None
 
+    def _closed_error(self) -> BackendConnectionError:
+        return BackendConnectionError(f"{self.shown_url}: the session is closed", endpoint=self.shown_url)
+
+    def _wait_for_slot(self, timeout: float | None) -> bool:
+        """Take one of the server's slots; False after ``timeout`` (``None``: no limit).
+
+        The semaphore is shared with the server's other sessions, so :meth:`close` cannot wake
+        this session's waiters through it: wait in short slices and give up once closed.
+        """
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            if self._closed:
+                raise self._closed_error()
+            left = _CLOSE_CHECK if deadline is None else min(_CLOSE_CHECK, deadline - time.monotonic())
+            if self.limiter.slots.acquire(timeout=max(0.0, left)):  # never -1: that gives up at once
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
     def acquire(self, timeout: float | None = None, *, fresh: bool = False) -> PooledClient:
         """An idle gradio session (a new one if none is idle, or ``fresh``), waiting for a free slot.
 
         :raises JobTimeoutError: no slot within ``timeout``.
+        :raises BackendConnectionError: the session is closed (also when closed while waiting).
         """
-        if self._closed:
-            raise BackendConnectionError(f"{self.url}: the session is closed", endpoint=self.url)
-        if not self.limiter.slots.acquire(timeout=timeout):  # None waits; -1 would give up at once
-            raise JobTimeoutError(f"{self.url}: no free gradio session within {timeout} s", endpoint=self.url)
+        if not self._wait_for_slot(timeout):
+            raise JobTimeoutError(f"{self.shown_url}: no free gradio session within {timeout} s",
+                                  endpoint=self.shown_url)
         try:
             with self._lock:
+                if self._closed:  # closed while this thread waited: no new gradio session on it
+                    raise self._closed_error()
                 pooled = self._idle.pop() if self._idle and not fresh else None
             if pooled is None:
                 pooled = self._new_client()
             with self._lock:
-                self._busy.add(pooled)
+                closed = self._closed  # closed meanwhile: close() did not see this gradio session
+                if not closed:
+                    self._busy.add(pooled)
+            if closed:
+                close_client(pooled.client)
+                raise self._closed_error()
             self.limiter.pace()
             return pooled
         except BaseException:
@@ -197,7 +227,10 @@ class Wan2GPSession:
         self.limiter.slots.release()
 
     def close(self) -> None:
-        """Close every gradio session and release threads; harmless to call twice."""
+        """Close every gradio session and release threads; harmless to call twice.
+
+        Threads waiting in :meth:`acquire` give up within ``_CLOSE_CHECK`` seconds (or as soon as
+        they get a slot) with :class:`BackendConnectionError`; none opens a new gradio session."""
         with self._lock:
             if self._closed:
                 return

@@ -334,12 +334,14 @@ def test_refused_login_is_claimed_with_a_note(auth_mock: str, http: httpx.Client
     assert endpoint.details == {"auth": "required"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: connection.login() posts on the shared httpx.Client, whose cookie "
-                                       "jar keeps the gradio auth cookie for later requests of other callers")
 def test_a_login_probe_does_not_leave_the_session_cookie_on_the_shared_client(auth_mock: str) -> None:
+    # Regression: login() posted on the shared httpx.Client, whose cookie jar then kept the gradio
+    # auth cookie and sent it with later requests of other callers.
     with httpx.Client() as http:
-        discovery.probe(http, auth_mock, timeout=5, headers={},
-                        credentials=Credentials(username="ann", password=PASSWORD))
+        logged_in = discovery.probe(http, auth_mock, timeout=5, headers={},
+                                    credentials=Credentials(username="ann", password=PASSWORD))
+        assert logged_in is not None and logged_in.healthy and logged_in.details.get("auth") != "required"
+        assert not list(http.cookies.jar)
         anonymous = discovery.probe(http, auth_mock, timeout=5, headers={})
     assert anonymous is not None and anonymous.details == {"auth": "required"}
 

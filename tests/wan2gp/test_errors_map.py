@@ -133,12 +133,14 @@ def test_user_info_in_exception_text_is_removed() -> None:
     assert "canary-Pw-7f3a" not in other.message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: errors.translate prints `endpoint` unredacted (user info kept); "
-                                       "the core's translate_http_error redacts it")
 def test_user_info_in_the_endpoint_url_is_not_printed() -> None:
+    # Regression: translate printed `endpoint` unredacted (user info kept).
     endpoint = "http://ann:canary-Pw-7f3a@127.0.0.1:7860"
     error = translate(gc_exceptions.AppError("boom"), endpoint=endpoint, step=STEP)
     assert "canary-Pw-7f3a" not in error.message
+    assert error.endpoint == URL and URL in error.message
+    stopped = cancelled(endpoint, True)
+    assert "canary-Pw-7f3a" not in stopped.message and stopped.endpoint == URL
 
 
 def test_cancelled_says_who_stopped_the_work() -> None:

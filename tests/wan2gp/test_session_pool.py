@@ -227,9 +227,9 @@ def test_probe_of_a_dead_server_is_false(tmp_path: Path) -> None:
             session.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a thread waiting in acquire() when the session is closed opens a "
-                                       "new gradio session on the closed pool once a slot frees")
 def test_a_waiter_woken_after_close_does_not_open_a_new_session(open_session: Any) -> None:
+    # Regression: a thread waiting in acquire() when the session was closed opened a new gradio
+    # session on the closed pool once a slot freed.
     session = open_session(max_sessions=1)
     held = session.acquire()
     outcome: list[Any] = []
@@ -254,7 +254,31 @@ def test_a_waiter_woken_after_close_does_not_open_a_new_session(open_session: An
         from vidbridge.plugins.wan2gp.connection import close_client
 
         close_client(got.client)
-    assert isinstance(got, BackendConnectionError)
+    assert isinstance(got, BackendConnectionError) and "the session is closed" in got.message
+    assert "idle=0 busy=0" in repr(session)
+    assert session.limiter.slots.acquire(timeout=0)  # the waiter gave its slot back
+
+
+def test_close_wakes_a_waiter_while_every_slot_is_still_held(open_session: Any) -> None:
+    session = open_session(max_sessions=1)
+    held = session.acquire()
+    outcome: list[Any] = []
+
+    def waiter() -> None:
+        try:
+            outcome.append(session.acquire())
+        except BaseException as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    _wait_until_blocked_on(session.limiter.slots)
+    session.close()
+    thread.join(timeout=10)  # the slot is still held: only close() can end the wait
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], BackendConnectionError) and "the session is closed" in outcome[0].message
+    session.release(held)
+    assert session.limiter.slots.acquire(timeout=0)
 
 
 def test_model_choices_without_the_queueing_endpoint() -> None:
