@@ -184,6 +184,10 @@ def credentials_from_args(args: argparse.Namespace) -> Any:
     username = args.username or os.environ.get("VIDBRIDGE_USERNAME")
     if password and not username:
         raise InvalidRequestError("a password needs --username", field="username")
+    if args.username and not password:
+        raise InvalidRequestError(
+            "--username needs a password: set VIDBRIDGE_PASSWORD (or --password)", field="password"
+        )
     return Credentials(
         username=username if password else None,
         password=password if username else None,

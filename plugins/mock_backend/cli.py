@@ -54,11 +54,15 @@ def serve(args: argparse.Namespace) -> int:
                         output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
                         allow_exit=True)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with server:
-        print(f"Running on {server.url}", flush=True)
-        stop.wait()
+    # Our handlers only while serving: a caller that runs serve() in-process gets its own back.
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with server:
+            print(f"Running on {server.url}", flush=True)
+            stop.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

@@ -184,8 +184,10 @@ def test_models_of_an_unknown_server_is_a_connection_error(run: Any) -> None:
      (["--set", "=4"], "set", "expected KEY=VALUE"),
      (["--lora", "style:strong"], "loras", "is not a number"),
      (["--password", "pw-only"], "username", "a password needs --username"),
+     (["--username", "ann"], "password", "--username needs a password"),
      (["--frames", "0"], "frames", "")],
     ids=["header-no-colon", "header-no-name", "set-no-equals", "set-no-key", "lora-weight", "password-alone",
+         "username-alone",
          "frames-zero"],
 )
 def test_bad_arguments_exit_2_naming_the_field(run: Any, tmp_path: Path, extra: list[str], field: str,
