@@ -8,14 +8,13 @@ from typing import Any, Callable
 
 import pytest
 from cli_helpers import check_artifact, frame_count
-from conftest import CliResult
 
 from vidbridge.cli import ExitCode
 from vidbridge.plugins.mock_backend import faults
 
 pytestmark = pytest.mark.integration
 
-Run = Callable[..., CliResult]
+Run = Callable[..., Any]  # returns conftest.CliResult (not imported by name: "conftest" is ambiguous)
 
 
 def test_text_to_video(mock: Any, run_cli: Run) -> None:
