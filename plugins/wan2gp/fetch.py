@@ -61,8 +61,10 @@ def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
     options = session.options
     for item in items:
         name = item.orig_name or Path(item.path).name
-        # The file is on the server's disk: a restart does not lose it. While the server is down
-        # (connection refused), wait for it within connect_timeout x retry_attempts, then retry.
+        # The file is on the server's disk and already cost a generation: a restart or a run of
+        # transient errors must not lose it. Each download_verified call retries on its own; after
+        # that, keep going (waiting for the server while it is down) until the deadline,
+        # connect_timeout x retry_attempts.
         deadline = time.monotonic() + options.connect_timeout * max(1, options.retry_attempts)
         while True:
             try:
@@ -79,7 +81,8 @@ def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
                 ))
                 break
             except VidbridgeError as exc:
-                if not exc.retryable or time.monotonic() >= deadline or not session.server_down():
+                if not exc.retryable or time.monotonic() >= deadline:
                     raise
-                session.wait_until_up(deadline, exc)
+                if session.server_down():
+                    session.wait_until_up(deadline, exc)
     return artifacts

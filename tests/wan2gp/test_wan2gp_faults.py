@@ -130,3 +130,15 @@ def test_more_jobs_than_sessions_all_complete(mock: Any, connect: Any, tmp_path:
         thread.join()
     assert all(isinstance(r, list) and len(r) == 1 for r in results.values()), results
     assert len(results) == jobs and all(_runs(mock.url, f"crowd {i}") == 1 for i in range(jobs))
+
+
+def test_a_finished_output_survives_more_download_failures_than_one_retry_budget(
+        mock: Any, connect: Any, tmp_path: Path) -> None:
+    """The file already cost a generation: six 503s in a row on the file route (more than one
+    download_verified budget of 4 attempts) still end in a verified artifact, generated once."""
+    session = connect(mock.url, retry_attempts=4)
+    faults.reset_counter(mock.url)
+    faults.add_faults(mock.url, "503:route=file,count=6,retry_after=0")
+    [artifact], _ = run_job(session, _t2v("download storm"), tmp_path, "d")
+    assert artifact.size > 0 and not faults.list_faults(mock.url)
+    assert _runs(mock.url, "download storm") == 1
