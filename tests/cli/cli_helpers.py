@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +24,9 @@ def check_artifact(summary: dict[str, Any]) -> Path:
     assert len(data) == summary["size"]
     assert hashlib.sha256(data).hexdigest() == summary["sha256"]
     return path
+
+
+def sidecar_manifest(path: Path) -> dict[str, Any]:
+    """The JSON manifest written beside an artifact."""
+    [sidecar] = [p for p in path.parent.glob("*.json") if p.name.startswith(path.stem)]
+    return json.loads(sidecar.read_text())

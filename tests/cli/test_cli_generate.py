@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from cli_helpers import check_artifact, frame_count
+from cli_helpers import check_artifact, frame_count, sidecar_manifest
 
 from vidbridge.cli import ExitCode
 from vidbridge.plugins.mock_backend import faults
@@ -56,7 +56,7 @@ def test_lora_with_causvid_preset(mock: Any, run_cli: Run) -> None:
                      "--lora", "CausVid.safetensors:0.8", "--preset", "causvid")
     assert result.code == ExitCode.OK, result
     path = check_artifact(result.document["artifacts"][0])
-    sent = _manifest(path)["provenance"]["settings_sent"]
+    sent = sidecar_manifest(path)["provenance"]["settings_sent"]
     assert sent["sample_solver"] == "causvid" and sent["guidance_scale"] == 1
     assert sent["loras_multipliers"] == "0.8" and "CausVid.safetensors" in sent["loras_choices"]
 
@@ -132,7 +132,3 @@ def test_embedded_backend_when_nothing_is_configured(run_cli: Run) -> None:
     assert "embedded mock backend" in result.stderr
     check_artifact(result.document["artifacts"][0])
 
-
-def _manifest(path: Path) -> dict[str, Any]:
-    [sidecar] = [p for p in path.parent.glob("*.json") if p.name.startswith(path.stem)]
-    return json.loads(sidecar.read_text())

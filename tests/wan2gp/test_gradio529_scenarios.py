@@ -50,6 +50,7 @@ def _cli_tests_module(name: str) -> ModuleType:
 _cli_helpers = _cli_tests_module("cli_helpers")
 _cli_conftest = _cli_tests_module("conftest")
 check_artifact, frame_count = _cli_helpers.check_artifact, _cli_helpers.frame_count
+sidecar_manifest = _cli_helpers.sidecar_manifest
 # fixtures: `vidbridge ... --json --output <tmp>` in this process, with no ambient server configuration
 run_cli, isolated_discovery = _cli_conftest.run_cli, _cli_conftest.isolated_discovery
 
@@ -125,10 +126,6 @@ def mock(server529: SubprocessMockServer, tmp_path: Path) -> Iterator[Subprocess
     faults.set_options(server529.url, step_delay=0.0)
 
 
-def _manifest(path: Path) -> dict[str, Any]:
-    [sidecar] = [p for p in path.parent.glob("*.json") if p.name.startswith(path.stem)]
-    return json.loads(sidecar.read_text())
-
 
 def _first_frame_mean(path: Path) -> tuple[float, ...]:
     import av
@@ -166,7 +163,7 @@ def test_image_to_video_python_api(mock: SubprocessMockServer, tmp_path: Path) -
     path = check_artifact(artifact.to_summary())
     assert frame_count(path) == 17 and artifact.provenance.model == "i2v"
     assert artifact.provenance.settings_sent["image_prompt_type"] == "S"
-    assert _manifest(path)["provenance"]["settings_sent"]["image_prompt_type"] == "S"
+    assert sidecar_manifest(path)["provenance"]["settings_sent"]["image_prompt_type"] == "S"
     # the mock makes the start image the first frame: the upload reached the generation
     first = _first_frame_mean(path)
     assert all(abs(got - want) < 25 for got, want in zip(first, colour)), first
@@ -178,7 +175,7 @@ def test_model_switch_to_another_family_cli(mock: SubprocessMockServer, run_cli:
                      "--frames", "17", "--steps", "1")
     assert result.code == ExitCode.OK, result
     path = check_artifact(result.document["artifacts"][0])
-    assert frame_count(path) == 17 and _manifest(path)["provenance"]["model"] == "ltx2_19B"
+    assert frame_count(path) == 17 and sidecar_manifest(path)["provenance"]["model"] == "ltx2_19B"
     assert "remembered default model" in result.log  # the user is told about the side effect
     assert _remembered_model(mock.url) == "ltx2_19B"
 
@@ -188,7 +185,7 @@ def test_lora_with_causvid_preset_cli(mock: SubprocessMockServer, run_cli: Run) 
                      "--lora", "CausVid.safetensors:0.8", "--preset", "causvid")
     assert result.code == ExitCode.OK, result
     path = check_artifact(result.document["artifacts"][0])
-    sent = _manifest(path)["provenance"]["settings_sent"]
+    sent = sidecar_manifest(path)["provenance"]["settings_sent"]
     assert sent["sample_solver"] == "causvid" and sent["guidance_scale"] == 1
     assert sent["num_inference_steps"] == 8
     assert sent["loras_multipliers"] == "0.8" and "CausVid.safetensors" in sent["loras_choices"]
@@ -204,7 +201,7 @@ def test_settings_json_import_cli(mock: SubprocessMockServer, run_cli: Run, tmp_
     assert result.code == ExitCode.OK, result
     path = check_artifact(result.document["artifacts"][0])
     assert frame_count(path) == 21 and "_seed4242_" in path.name
-    sent = _manifest(path)["provenance"]["settings_sent"]
+    sent = sidecar_manifest(path)["provenance"]["settings_sent"]
     assert sent["prompt"] == "from the command line" and sent["num_inference_steps"] == 2
 
 
