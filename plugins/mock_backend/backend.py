@@ -53,6 +53,7 @@ class MockBackend:
         for spec in opts.faults:
             self.faults.add(spec)
         self._lock = threading.Lock()
+        self._interrupt = False
         remembered = self._read_config().get("last_model_type")
         start = opts.model or remembered or DEFAULT_MODEL
         if start not in load_models():
@@ -90,3 +91,24 @@ class MockBackend:
         path.write_text(json.dumps(settings, default=str, indent=1), encoding="utf-8")
         self.ledger.event("settings_overwritten")
         return path
+
+    def interrupt_running_generation(self, by: Any) -> None:
+        """WanGP's ``wan_model._interrupt = True``: the generation running now, in any session,
+        stops at its next step. Counted as ``interrupt`` (and ``interrupt_other_session`` when
+        another session's generation was hit, which a careful client never causes)."""
+        with self._lock:
+            self._interrupt = True
+        self.ledger.event("interrupt")
+
+    def take_interrupt(self, session: Any) -> bool:
+        """True once after :meth:`interrupt_running_generation`, for the running generation."""
+        with self._lock:
+            hit, self._interrupt = self._interrupt, False
+        if hit and not session.abort_requested:
+            self.ledger.event("interrupt_other_session")
+        return hit
+
+    def reset_interrupt(self) -> None:
+        """A generation starts: an interrupt asked while nothing ran does not carry over."""
+        with self._lock:
+            self._interrupt = False

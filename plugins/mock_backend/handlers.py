@@ -97,6 +97,7 @@ class Handlers:
             "process_tasks": self.process_tasks,
             "refresh_gallery": self.refresh_gallery,
             "finalize_generation": self.finalize_generation,
+            "unload_model_if_needed": self.unload_model_if_needed,
             "abort_generation": self.abort_generation,
             "clear_queue_action": self.clear_queue_action,
             "change_model_from_target": self.change_model_from_target,
@@ -132,41 +133,68 @@ class Handlers:
             # Live WanGP fails here without a gr.Error (an opaque error for API clients).
             raise RuntimeError(f"no inputs saved for {model_type}")
         model = get_model(model_type)
+        session.validate_success = 0
         message = generation.validate(form, model)
         if message is None:
             tasks = generation.expand_tasks(form, model, self.rng)
             with session.changed:
                 session.queue.extend(tasks)
+                session.validate_success = 1
                 session.changed.notify_all()
         else:
             gr.Info(message)
         return gr.update(value=generation.queue_html(session.queue))
 
     def abort_generation(self, session: Session, values: dict[str, Any]) -> Any:
-        """Both copies: without ``client_id`` aborts the session's run and drops its queue; with
-        one, removes that queued task (or aborts it when it is the one running)."""
+        """Both copies, with WanGP's rules: with ``client_id``, a queued task of that id is removed,
+        unless it is first in the queue while the session is ``in_progress``; without one, the
+        first task is removed unless ``in_progress``. Otherwise (in progress) the generation is
+        aborted: this session's abort flag, and WanGP's model-wide interrupt, which stops
+        whatever generation runs on the server, any session's (``in_progress`` lasts until
+        ``finalize_generation``, so a client that skips it aborts other users' work here)."""
         client_id = values.get("client_id")
-        gr.Info("Processing Request to abort Current Generation")
         with session.changed:
-            if client_id:
-                running = session.generating and session.queue and session.queue[0].client_id == client_id
-                if running:
-                    session.abort_requested = True
-                else:
-                    session.queue[:] = [t for t in session.queue if t.client_id != client_id]
-            elif session.generating:
-                session.abort_requested = True
-            elif not session.ran:
-                # Live WanGP fails here without a gr.Error: API clients see an opaque error.
-                raise RuntimeError("no generation state in this session")
-            else:
-                session.queue.clear()
+            queue = session.queue
+            if queue:
+                if client_id:
+                    for index, task in enumerate(queue):
+                        if task.client_id == client_id:
+                            if index == 0 and session.in_progress:
+                                break
+                            del queue[index]
+                            session.changed.notify_all()
+                            return gr.update(value=generation.queue_html(queue))
+                elif not session.in_progress:
+                    del queue[0]
+                    session.changed.notify_all()
+                    if not session.ran:
+                        # WanGP then counts the task in a counter only a run creates: the task
+                        # is gone, but API clients see an opaque error.
+                        raise RuntimeError("no generation state in this session")
+                    return gr.update(value=generation.queue_html(queue))
+            if not session.in_progress:
+                if not session.ran and not client_id:
+                    # Measured on the live 12.60 (CONTRACT.md): an opaque error before any run.
+                    raise RuntimeError("no generation state in this session")
+                return gr.update(value=generation.queue_html(queue))
+            session.abort_requested = True
+            session.progress.status = "Processing Request to abort Current Generation"
             session.changed.notify_all()
+        self.backend.interrupt_running_generation(session)
+        gr.Info("Processing Request to abort Current Generation")
         return gr.update(value=generation.queue_html(session.queue))
 
     def clear_queue_action(self, session: Session, values: dict[str, Any]) -> Any:
+        """Drops the queue; while ``in_progress`` (see :meth:`abort_generation`) it also aborts the
+        running task through the model-wide interrupt."""
         with session.changed:
+            interrupt = session.in_progress
+            if interrupt:
+                session.abort_requested = True
             session.queue[:] = session.queue[:1] if session.generating else []
+            session.changed.notify_all()
+        if interrupt:
+            self.backend.interrupt_running_generation(session)
         return gr.update(value=generation.queue_html(session.queue))
 
     def early_stop_generation(self, session: Session, values: dict[str, Any]) -> None:
@@ -175,43 +203,77 @@ class Handlers:
 
     # --- running ---------------------------------------------------------------------------
 
-    def activate_status(self, session: Session, values: dict[str, Any]) -> str:
+    def activate_status(self, session: Session, values: dict[str, Any]) -> Any:
+        """WanGP's: turns the session's status display on, but only right after a
+        process_prompt_and_add_tasks that queued a task; returns a timestamp (None otherwise)."""
+        if session.validate_success != 1:
+            return None
+        with session.changed:
+            session.status_display = True
         return str(time.time())
 
     def refresh_status_async(self, session: Session, values: dict[str, Any],
                              progress: Any = None) -> Iterator[Any]:
-        """Streams status texts while the session has something to run; denoising steps also
-        go through gr.Progress as (step, total)."""
-        last = None
-        while True:
-            with session.changed:
-                busy = session.generating or bool(session.queue)
-                status, step, total = (session.progress.status, session.progress.step,
-                                       session.progress.total)
-            if not busy:
-                break
-            if progress is not None and total and step:
-                progress((step, total), desc=status, unit="steps")
-            text = status or "Generating..."
-            if (text, step) != last:
-                last = (text, step)
-                yield text
-            session.wait_for_change(0.5)
-        yield ""
+        """WanGP's status feed: yields each pending status text once (and reports denoising
+        (step, total) through gr.Progress) for as long as the status display is on.
+
+        Exactly like WanGP, it ends only when the display is off: only process_tasks turns it off,
+        when it ends or finds an empty queue. Activated after its task already ended, the feed
+        never ends, and since gradio runs one call of this endpoint at a time, every later status
+        feed on the server waits behind it (CONTRACT.md, step 3).
+        """
+        self.backend.ledger.event("status_feed_started")
+        try:
+            while True:
+                with session.changed:
+                    status, step, total = (session.progress.status, session.progress.step,
+                                           session.progress.total)
+                    session.progress.status, session.progress.step = "", 0
+                    display = session.status_display
+                if progress is not None and total and step:
+                    progress((step, total), desc=status or None, unit="steps")
+                if status:
+                    yield status
+                if not display:
+                    return
+                session.wait_for_change(0.5)
+        finally:
+            self.backend.ledger.event("status_feed_ended")
 
     def process_tasks(self, session: Session, values: dict[str, Any]) -> Iterator[Any]:
-        """Runs the session's queue, one task after the other; yields only timestamps."""
+        """Runs the session's queue, one task after the other; yields only timestamps.
+
+        As WanGP: an empty queue turns the status display off and ends at once; a failed task
+        empties the queue, autosaves it (a gr.Info), turns the display off and raises gr.Error;
+        the end of the queue sets a "Total Generation Time" status and turns the display off.
+        """
         if not session.queue:
+            with session.changed:
+                session.status_display = False
+                session.changed.notify_all()
             yield None, None, None
             return
-        session.generating = session.ran = True
+        started = time.time()
+        with session.changed:
+            session.generating = session.ran = session.in_progress = True
+            session.progress.status = "Generating..."
+        failed = False
         try:
+            stamp = str(time.time())
+            yield stamp, stamp, gr.update()
             while True:
                 with session.changed:
                     if not session.queue or session.abort_requested:
                         break
                     task = session.queue[0]
-                aborted = self._run_task(session, task)
+                try:
+                    aborted = self._run_task(session, task)
+                except gr.Error:
+                    failed = True
+                    with session.changed:
+                        session.queue.clear()
+                    gr.Info("Error Queue autosaved successfully to error_queue.zip")
+                    raise
                 with session.changed:
                     if session.queue and session.queue[0] is task:
                         session.queue.pop(0)
@@ -221,10 +283,16 @@ class Handlers:
                 yield stamp, stamp, gr.update()
         finally:
             with session.changed:
+                aborted_run = session.abort_requested
                 session.generating = False
                 session.abort_requested = False
                 session.early_stop_requested = False
-                session.progress.status, session.progress.step, session.progress.total = "", 0, 0
+                session.progress.step, session.progress.total = 0, 0
+                if not failed:
+                    elapsed = f"{time.time() - started:.1f}s"
+                    session.progress.status = (f"Video generation was aborted. Total Generation Time: {elapsed}"
+                                               if aborted_run else f"Total Generation Time: {elapsed}")
+                session.status_display = False
                 session.changed.notify_all()
 
     def _run_task(self, session: Session, task: Any) -> bool:
@@ -235,11 +303,12 @@ class Handlers:
         run = self.backend.ledger.start(prompt=task.prompt, seed=task.params["seed"],
                                         client_id=task.client_id, model_type=model.model_type,
                                         session=session.id)
+        self.backend.reset_interrupt()
         try:
             session.notify(status="Generating...", step=0, total=0)
             session.notify(status=f"Loading model {model.name}...")
             for step in range(1, steps + 1):
-                if session.abort_requested:
+                if session.abort_requested or self.backend.take_interrupt(session):
                     self.backend.ledger.finish(run, "aborted")
                     return True
                 if self.backend.options.step_delay:
@@ -290,8 +359,19 @@ class Handlers:
                 self._gen_info(session), generation.queue_html(session.queue))
 
     def finalize_generation(self, session: Session, values: dict[str, Any]) -> tuple:
+        """The end of WanGP's Generate chain: clears ``in_progress`` (see :meth:`abort_generation`)
+        and returns the gallery, after WanGP's own 0.2 s pause."""
+        time.sleep(0.2)
+        with session.changed:
+            session.in_progress = False
+            session.early_stop_requested = False
         return (len(session.gallery), self._gallery_update(session), "", 0, "",
                 generation.queue_html(session.queue))
+
+    def unload_model_if_needed(self, session: Session, values: dict[str, Any]) -> None:
+        """Last step of the Generate chain (frees the model under WanGP's "unload" policy)."""
+        self.backend.ledger.event("unload_model_if_needed")
+        return None
 
     def init_generate(self, session: Session, values: dict[str, Any]) -> tuple:
         return "", str(time.time())

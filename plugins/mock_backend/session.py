@@ -34,7 +34,12 @@ class Task:
 
 @dataclass
 class Progress:
-    """What the status endpoint reports: a phase text and denoising (step, total)."""
+    """What the status feed reports, as WanGP keeps it in its per-session ``gen`` dict.
+
+    ``status`` is the pending status text (WanGP's ``gen["status"]``): the feed yields it once and
+    clears it. ``step``/``total`` are the latest denoising progress (``gen["progress_args"]``),
+    also consumed by the feed.
+    """
 
     status: str = ""
     step: int = 0
@@ -57,6 +62,14 @@ class Session:
         self.progress = Progress()
         self.generating = False
         self.ran = False  # process_tasks has run at least once in this session
+        # WanGP's flags, with its names: ``validate_success`` is set to 1 by a
+        # process_prompt_and_add_tasks that queued a task (0 otherwise) and gates activate_status;
+        # ``status_display`` is set by activate_status and cleared only when process_tasks ends
+        # (or finds the queue empty): refresh_status_async loops for as long as it is set.
+        # ``in_progress`` is set by process_tasks and cleared only by finalize_generation.
+        self.validate_success = 0
+        self.status_display = False
+        self.in_progress = False
         self.abort_requested = False
         self.early_stop_requested = False
         self.changed = threading.Condition()

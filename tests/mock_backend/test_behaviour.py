@@ -66,8 +66,9 @@ def test_abort_stops_the_running_task_at_the_next_step(client, vidbridge_mock) -
     queue_task(client)
     save_form(client, prompt="never runs", num_inference_steps=2, video_length=5)
     queue_task(client)
-    run = client.submit(api_name="/process_tasks")
+    client.predict(api_name="/activate_status")
     status = client.submit(api_name="/refresh_status_async")
+    run = client.submit(api_name="/process_tasks")
     for text in status:  # wait for denoising to be under way (an event, not a sleep)
         if text.startswith("Denoising"):
             break
@@ -83,6 +84,7 @@ def test_status_reports_phases_and_denoising_progress(client, vidbridge_mock) ->
     faults.set_options(vidbridge_mock.url, step_delay=0.02)
     save_form(client, prompt="progress", num_inference_steps=5, video_length=5)
     queue_task(client)
+    assert client.predict(api_name="/activate_status")  # the UI's order: before process_tasks
     status = client.submit(api_name="/refresh_status_async")
     client.predict(api_name="/process_tasks")
     texts = list(status)
@@ -105,7 +107,7 @@ def test_gradio_auth_is_enforced(tmp_path) -> None:
         with pytest.raises(AuthenticationError):
             open_client(server.url).__enter__()
         with open_client(server.url, auth=("user", "secret")) as client:
-            assert client.predict(api_name="/activate_status")
+            assert client.predict(api_name="/activate_status") is None  # answered: nothing queued
 
 
 def test_sessions_do_not_share_queue_or_gallery(vidbridge_mock) -> None:
@@ -244,3 +246,69 @@ def test_image_families_write_png(client) -> None:
     with Image.open(image["path"]) as png:
         assert png.format == "PNG" and png.size == (1024, 1024)
         assert json.loads(png.info["comment"])["model_type"] == "flux"
+
+
+def _counted(url: str, event: str) -> int:
+    return faults.read_counter(url)["events"].get(event, 0)
+
+
+def test_status_feed_in_the_ui_order_ends_with_its_task(client, vidbridge_mock) -> None:
+    """WanGP's Generate chain: add task -> activate_status -> feed beside process_tasks."""
+    for prompt, fault in (("fine", None), ("fails", "gen_error:after_step=1,count=1")):
+        if fault:
+            faults.add_faults(vidbridge_mock.url, fault)
+        save_form(client, prompt=prompt, num_inference_steps=2, video_length=5)
+        queue_task(client)
+        assert client.predict(api_name="/activate_status")
+        feed = client.submit(api_name="/refresh_status_async")
+        run = client.submit(api_name="/process_tasks")
+        if fault:
+            with pytest.raises(AppError, match="Simulated generation error"):
+                run.result(timeout=60)
+        else:
+            run.result(timeout=60)
+        feed.result(timeout=60)  # ends by itself: process_tasks turned the display off
+    assert _counted(vidbridge_mock.url, "status_feed_ended") == 2
+    # A failed task leaves nothing queued (WanGP empties the queue): nothing runs again.
+    assert client.predict(api_name="/process_tasks") == (None, None, None)
+    assert faults.read_counter(vidbridge_mock.url)["total"] == 2
+
+
+def test_failed_task_says_the_queue_was_autosaved_like_wangp(client, vidbridge_mock) -> None:
+    from mock_helpers import collect_logs
+
+    faults.add_faults(vidbridge_mock.url, "gen_error:after_step=1,count=1")
+    save_form(client, prompt="fails", num_inference_steps=2, video_length=5)
+    queue_task(client)
+    run = client.submit(api_name="/process_tasks")
+    with pytest.raises(AppError):
+        run.result(timeout=60)
+    assert "Error Queue autosaved successfully to error_queue.zip" in collect_logs(run)
+
+
+def test_status_feed_activated_after_its_task_ended_blocks_every_feed(vidbridge_mock) -> None:
+    """The bug vidbridge caused on the real 12.60: activate_status after process_tasks ended leaves
+    the display on, that feed never ends, and every later feed on the server waits behind it,
+    until process_tasks runs again in the stuck session (an empty queue turns the display off)."""
+    with open_client(vidbridge_mock.url) as late, open_client(vidbridge_mock.url) as other:
+        save_form(late, prompt="fast", num_inference_steps=1, video_length=5)
+        queue_task(late)
+        late.predict(api_name="/process_tasks")  # the task ends before the feed is activated
+        assert late.predict(api_name="/activate_status")
+        stuck = late.submit(api_name="/refresh_status_async")
+        while _counted(vidbridge_mock.url, "status_feed_started") < 1:  # wait for it to run
+            late.predict(api_name="/activate_status")  # a round trip, not a sleep
+
+        save_form(other, prompt="ui order", num_inference_steps=1, video_length=5)
+        queue_task(other)
+        assert other.predict(api_name="/activate_status")
+        feed = other.submit(api_name="/refresh_status_async")
+        other.predict(api_name="/process_tasks")
+        # Its task is done, but its feed cannot even start: the stuck one holds the endpoint.
+        assert not stuck.done() and not feed.done()
+        assert _counted(vidbridge_mock.url, "status_feed_started") == 1
+
+        assert late.predict(api_name="/process_tasks") == (None, None, None)  # display off
+        stuck.result(timeout=60)
+        feed.result(timeout=60)
+    assert _counted(vidbridge_mock.url, "status_feed_ended") == 2

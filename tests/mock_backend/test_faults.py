@@ -56,7 +56,7 @@ def test_429_on_join_reaches_gradio_client(vidbridge_mock) -> None:
         with pytest.raises(Exception) as info:  # httpx.HTTPStatusError per GRADIO_CLIENT.md
             client.predict(api_name="/activate_status")
         assert "429" in str(info.value)
-        assert client.predict(api_name="/activate_status")  # the next join goes through
+        assert client.predict(api_name="/activate_status") is None  # the next join goes through
 
 
 def test_latency_fault_is_consumed_and_request_succeeds(vidbridge_mock) -> None:
