@@ -372,6 +372,7 @@ def _finish(args: argparse.Namespace, document: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     from .manager import get_plugin_manager
+    from .redaction import install_log_redaction
 
     manager = get_plugin_manager()
     parser = build_parser(manager)
@@ -381,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()  # -vv shows httpx/httpcore traces: no cookie, auth header or password in them
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

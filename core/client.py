@@ -20,6 +20,7 @@ from .context import ConnectOptions, DiscoverOptions
 from .errors import BackendConnectionError, InvalidRequestError, PluginError, VidbridgeError
 from .models import Credentials, Endpoint, build
 from .manager import PluginInfo, PluginManager, get_plugin_manager
+from .redaction import install_log_redaction, register_credentials
 from .retry import retrying
 from .session import Session
 
@@ -76,6 +77,7 @@ class Client:
     ) -> None:
         if max_sessions < 1:
             raise InvalidRequestError("max_sessions must be at least 1", field="max_sessions", allowed=">= 1")
+        install_log_redaction()  # before any HTTP client logs: cookies and auth headers never reach a log line
         self.plugin_manager = plugin_manager or get_plugin_manager()
         self._owns_http = http is None
         self._http = http or httpx.Client(
@@ -136,7 +138,9 @@ class Client:
             http=self._http,
         )
         merged: dict[str, Endpoint] = {}
-        for plugin_name, found in self.plugin_manager.broadcast("vidbridge_discover", options=options):
+        with register_credentials(options.credentials):  # hidden in logs while plugins use them
+            answers = self.plugin_manager.broadcast("vidbridge_discover", options=options)
+        for plugin_name, found in answers:
             for endpoint in found or ():
                 if not isinstance(endpoint, Endpoint):
                     log.warning("plugin %r returned %r from discover; ignored", plugin_name, endpoint)
@@ -185,6 +189,18 @@ class Client:
         if self._closed:
             raise VidbridgeError("this vidbridge.Client is closed")
         creds = _credentials(credentials)
+        # Their values are hidden in every log line until the session closes (or, left unclosed,
+        # until the credentials are garbage-collected).
+        secrets = register_credentials(creds, owner=creds)
+        try:
+            session = self._open(target, creds, backend)
+        except BaseException:
+            secrets.release()
+            raise
+        session.add_close_callback(secrets.release)
+        return session
+
+    def _open(self, target: str | Endpoint, creds: Credentials, backend: str | None) -> Session:
         if isinstance(target, Endpoint):
             endpoint = target
         elif backend:

@@ -33,6 +33,7 @@ from gradio_client import client as gc_client_module
 from vidbridge.errors import AuthenticationError, BackendConnectionError, VidbridgeError
 from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials
+from vidbridge.redaction import register_secrets
 
 from .errors import translate
 from .signals import SignalQueue, shared_ssl_context
@@ -251,7 +252,14 @@ def login(http: httpx.Client, url: str, credentials: Credentials, *, headers: di
     if not response.is_success:
         raise translate(httpx.HTTPStatusError("login", request=response.request, response=response),
                         endpoint=url, step="logging in") from None
-    return {name: value for name, value in response.cookies.items() if value is not None}
+    cookies = _LoginCookies({name: value for name, value in response.cookies.items() if value is not None})
+    # The cookie logs anyone in: hide its value in every log line while a session holds it.
+    register_secrets(cookies.values(), owner=cookies)
+    return cookies
+
+
+class _LoginCookies(dict):
+    """The cookies of one login; a dict that can be weakly referenced (the redaction's owner)."""
 
 
 def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *, timeout: float,
