@@ -9,6 +9,10 @@ generation flow), writing real H.264 MP4 files, with injectable faults. Public n
 * :func:`add_faults`, :func:`clear_faults`, :func:`list_faults`, :func:`read_counter`,
   :func:`reset_counter`, :func:`set_options`, :func:`parse_fault` - faults and the generation counter over HTTP.
 
+The fault spec syntax (``KIND[:key=value,...]``, e.g. ``429:route=join,count=2``) and the
+loopback-only admin routes (``/mock_admin/...``) are documented in :mod:`.faults`
+(``vidbridge.plugins.mock_backend.faults``); ``plugins/mock_backend/README.md`` has examples.
+
 Imports are lazy: importing this package loads neither gradio nor av. The server side needs only
 gradio, av, numpy and pillow (not vidbridge's core dependencies).
 """
