@@ -22,6 +22,11 @@ from .session import get_session
 from .spec import EndpointSpec, Surface, load_surface
 
 COMPACT_COPIES = 3  # copies of each implemented function registered in the compact surface
+WANGP_VERSION = "12.60"
+# WanGP's page header, as its /config carries it (a Markdown value): the only place the server
+# states its own version ("WanGP v12.60" once the tags are stripped; the config's "version" is gradio's).
+HEADER = (f'<div align=center><H1>Wan<SUP style="color: #2563eb;">GP</SUP> v{WANGP_VERSION} '
+          '<FONT SIZE=4>by <I>DeepBeepMeep</I></FONT> <FONT SIZE=3>')
 
 
 def endpoint_function(endpoint: EndpointSpec, impl: Callable[..., Any] | None,
@@ -103,6 +108,7 @@ def build_app(backend: MockBackend) -> gr.Blocks:
         return get_session(state, uuid.uuid4().hex[:12], backend.last_model.model_type)
 
     with gr.Blocks(title=surface.title, analytics_enabled=False) as blocks:
+        gr.Markdown(HEADER)
         state = gr.State({})
         trigger = gr.Button(visible=False)
         built: dict[int, Any] = {}

@@ -9,6 +9,10 @@ Config file: ``<user_config_dir>/vidbridge/wan2gp.json`` (platformdirs), e.g.
 Env ``VIDBRIDGE_WAN2GP_PROBE_PORTS`` replaces the loopback ports probed (comma-separated; empty:
 probe none), e.g. for tests or a machine where those ports belong to something else.
 
+The server's version is WanGP's own, read from the page header ``/config`` carries (a Markdown
+component: ``Wan<SUP>GP</SUP> v12.60 by DeepBeepMeep``); the config's ``version`` is gradio's and
+goes to ``details["gradio_version"]``.
+
 A server behind gradio auth answers ``/config`` with 401. With a username and password the probe
 logs in and identifies it; without them (or when they are refused) it is still reported as a
 ``wan2gp`` candidate with a note, so that connecting says precisely which credential is wrong.
@@ -20,6 +24,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,8 @@ from vidbridge.models import Credentials, Endpoint
 
 from .connection import _http_get, headers_for, login
 
-__all__ = ["LOCAL_PORTS", "ENV_VAR", "PORTS_ENV_VAR", "probe_ports", "config_file", "configured_urls", "probe", "discover", "is_wan2gp"]
+__all__ = ["LOCAL_PORTS", "ENV_VAR", "PORTS_ENV_VAR", "probe_ports", "config_file", "configured_urls", "probe", "discover",
+           "is_wan2gp", "wangp_version"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -42,6 +48,8 @@ LOCAL_PORTS = (*range(7860, 7870), 42003)
 ENV_VAR = "VIDBRIDGE_WAN2GP_URL"
 PORTS_ENV_VAR = "VIDBRIDGE_WAN2GP_PROBE_PORTS"
 _REQUIRED = ("save_inputs", "process_prompt_and_add_tasks", "process_tasks")
+_TAG = re.compile(r"<[^>]*>")
+_VERSION = re.compile(r"\bWanGP\s*v\s*(\d+(?:\.\d+)+)", re.IGNORECASE)
 
 
 def config_file() -> Path:
@@ -96,6 +104,25 @@ def is_wan2gp(config: dict[str, Any]) -> bool:
     """True when ``/config`` shows WanGP's title and generation endpoints."""
     title = str(config.get("title") or "")
     return "wangp" in title.lower() and all(name in _base_names(config) for name in _REQUIRED)
+
+
+def wangp_version(config: dict[str, Any]) -> str | None:
+    """WanGP's version (``"12.60"``) as the server states it, or ``None`` when it does not.
+
+    WanGP names itself "WanGP v12.60" in its page header, a Markdown component whose value
+    ``/config`` carries with HTML in the middle (``Wan<SUP ...>GP</SUP> v12.60``); the title is
+    checked too, in case a version puts it there.
+    """
+    texts = [config.get("title")]
+    for component in config.get("components") or ():
+        if component.get("type") in ("markdown", "html"):
+            texts.append((component.get("props") or {}).get("value", component.get("value")))
+    for text in texts:
+        if isinstance(text, str) and "gp" in text.lower():
+            match = _VERSION.search(_TAG.sub("", text))
+            if match:
+                return match[1]
+    return None
 
 
 def model_choices(config: dict[str, Any]) -> tuple[str, ...]:
@@ -163,7 +190,7 @@ def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, st
         pass
     return Endpoint(
         url=url, backend="wan2gp", transport="gradio", healthy=True, latency_ms=latency,
-        version=f"gradio {version}" if version else None, models=model_choices(config),
+        version=wangp_version(config), models=model_choices(config),
         queue_size=queue_size if isinstance(queue_size, int) and queue_size >= 0 else None,
         details={"title": config.get("title"), "gradio_version": version, "protocol": config.get("protocol")},
     )

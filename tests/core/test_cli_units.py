@@ -108,7 +108,7 @@ def test_discover_text_shows_usable_and_unusable_servers(run: Any, vidbridge_moc
     code, out, _ = run("discover", "--no-probe", "--url", vidbridge_mock.url, "--url", closed, "--timeout", "5")
     assert code == ExitCode.OK
     lines = out.splitlines()
-    assert lines[0].startswith(f"{_url(vidbridge_mock)}  wan2gp gradio ") and " ms  models: " in lines[0]
+    assert lines[0].startswith(f"{_url(vidbridge_mock)}  wan2gp 12.60 ") and " ms  models: " in lines[0]
     assert int(lines[0].rsplit("models: ", 1)[1]) > 10
     assert lines[1] == f"{closed}  no plugin recognised this server  models: 0"
 

@@ -217,7 +217,7 @@ def test_the_mock_wangp_is_identified_with_models_version_and_queue(vidbridge_mo
     assert endpoint.note is None
     import gradio
 
-    assert endpoint.version == f"gradio {gradio.__version__}"
+    assert endpoint.version == "12.60"  # WanGP's version from the page header, not gradio's
     assert endpoint.details["gradio_version"] == gradio.__version__
     assert "wangp" in endpoint.details["title"].lower()
     assert "t2v" in endpoint.models and len(endpoint.models) > 10
@@ -302,7 +302,43 @@ def test_queue_status_without_api_prefix() -> None:
     with _transport_client(handler) as http:
         endpoint = discovery.probe(http, "http://box:7860", timeout=1, headers={})
     assert paths == ["/config", "/queue/status"]
-    assert endpoint is not None and endpoint.queue_size == 1 and endpoint.version is None
+    assert endpoint is not None and endpoint.queue_size == 1 and endpoint.details["gradio_version"] is None
+    assert endpoint.version == "12.60"  # from the title "WanGP v12.60"
+
+
+# -- WanGP's version -------------------------------------------------------------------------------
+
+# WanGP 12.60's page header as its /config carries it (gradio 5.29: the value in "props").
+_HEADER = ('<div align=center><H1>Wan<SUP style="color: #2563eb;">GP</SUP> v12.60 <FONT SIZE=4>by '
+           '<I>DeepBeepMeep</I></FONT> <FONT SIZE=3>')
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"title": "WanGP", "version": "5.29.0", "components": [
+            {"id": 3, "type": "markdown", "props": {"value": _HEADER}}]}, "12.60"),
+        ({"title": "WanGP", "components": [{"type": "html", "value": "<b>WanGP</b> v9.21 by DeepBeepMeep"}]}, "9.21"),
+        ({"title": "WanGP v12.60", "version": "5.29.0"}, "12.60"),
+        ({"title": "WanGP", "version": "5.29.0", "components": [
+            {"type": "markdown", "props": {"value": "Welcome to WanGP"}},  # no version in it
+            {"type": "markdown", "props": {"value": None}},
+            {"type": "textbox", "props": {"value": "WanGP v1.0"}},  # a user's text, not the header
+        ]}, None),
+        ({"title": "WanGP", "version": "5.29.0"}, None),
+    ],
+    ids=["header-markdown", "top-level-value", "title", "no-version", "nothing"],
+)
+def test_wangp_version_comes_from_the_page_header_not_from_gradio(config: dict[str, Any], expected: str | None) -> None:
+    assert discovery.wangp_version(config) == expected
+
+
+def test_the_mock_config_carries_the_real_header_and_discovery_reads_it(vidbridge_mock: Any, http: httpx.Client) -> None:
+    config = http.get(vidbridge_mock.url.rstrip("/") + "/config", timeout=10).json()
+    headers = [c["props"]["value"] for c in config["components"]
+               if c.get("type") == "markdown" and "DeepBeepMeep" in str(c.get("props", {}).get("value"))]
+    assert headers == [_HEADER]
+    assert config["version"] != "12.60" and discovery.wangp_version(config) == "12.60"
 
 
 # -- gradio auth -----------------------------------------------------------------------------------
