@@ -278,11 +278,17 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from collections.abc import Mapping
+
     manager = args.plugin_manager
     with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, _embedded):
         models = list(endpoint.models)
     if args.json:
-        _emit_json({"endpoint": endpoint.url, "backend": endpoint.backend, "models": models})
+        document: dict[str, Any] = {"endpoint": endpoint.url, "backend": endpoint.backend, "models": models}
+        families = endpoint.details.get("families")
+        if isinstance(families, Mapping):  # a plugin's model -> family mapping (wan2gp has one)
+            document["families"] = dict(families)
+        _emit_json(document)
     else:
         print("\n".join(models) if models else f"{endpoint.url} does not list its models")
     return ExitCode.OK

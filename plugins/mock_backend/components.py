@@ -66,6 +66,8 @@ def component_kwargs(spec: ComponentSpec) -> dict[str, Any]:
     """Constructor arguments reproducing the recorded component (value, choices, range, label)."""
     kind = spec.type
     kwargs: dict[str, Any] = {"visible": spec.config.get("visible", True)}
+    if spec.config.get("elem_id"):  # WanGP's own ids, e.g. the model selector's family_list
+        kwargs["elem_id"] = spec.config["elem_id"]
     if spec.label is not None and kind not in ("uploadbutton", "downloadbutton", "html", "markdown"):
         kwargs["label"] = spec.label
     elif kind in ("uploadbutton", "downloadbutton") and spec.label is not None:

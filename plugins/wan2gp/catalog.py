@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .known_models import MODELS_12_60
+from .known_models import FAMILIES_12_60, MODELS_12_60, SELECTOR_FAMILIES_12_60
 
-__all__ = ["FrameRule", "Preset", "PRESETS", "family_of", "frame_rule", "display_name", "is_image_family"]
+__all__ = ["FrameRule", "Preset", "PRESETS", "family_of", "frame_rule", "display_name", "is_image_family",
+           "selector_family", "known_models_by_family"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,21 @@ def family_of(model_type: str) -> str | None:
         if model_type.startswith(prefix):
             return family
     return None
+
+
+def selector_family(model_type: str) -> str | None:
+    """The family WanGP's model selector files a known model under (``"wan2_2"`` for Wan 2.2
+    models, ``"music"`` for ACE-Step ...), or ``None`` for a model unknown to this client."""
+    known = MODELS_12_60.get(model_type)
+    return SELECTOR_FAMILIES_12_60.get(model_type, known[0]) if known else None
+
+
+def known_models_by_family() -> dict[str, list[str]]:
+    """WanGP 12.60's models by selector family, families in the selector's order."""
+    grouped: dict[str, list[str]] = {family: [] for family in FAMILIES_12_60}
+    for model_type, (family, _name) in MODELS_12_60.items():
+        grouped.setdefault(SELECTOR_FAMILIES_12_60.get(model_type, family), []).append(model_type)
+    return grouped
 
 
 def display_name(model_type: str) -> str:

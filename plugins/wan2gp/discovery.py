@@ -27,7 +27,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -36,10 +36,11 @@ from vidbridge.errors import AuthenticationError, BackendError
 from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials, Endpoint
 
+from . import catalog
 from .connection import _http_get, headers_for, login
 
 __all__ = ["LOCAL_PORTS", "ENV_VAR", "PORTS_ENV_VAR", "probe_ports", "config_file", "configured_urls", "probe", "discover",
-           "is_wan2gp", "wangp_version"]
+           "is_wan2gp", "wangp_version", "model_choices", "server_models", "ServerModels"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -125,20 +126,85 @@ def wangp_version(config: dict[str, Any]) -> str | None:
     return None
 
 
+def _elem_id(component: dict[str, Any]) -> Any:
+    # gradio puts it in "props"; the recorded (reduced) config has it at the top level
+    return component.get("elem_id") or (component.get("props") or {}).get("elem_id")
+
+
+def _dropdown_choices(component: dict[str, Any]) -> list[tuple[Any, Any]] | None:
+    """``[(value, label), ...]`` of a dropdown, ``None`` for anything else."""
+    choices = component.get("choices") or (component.get("props") or {}).get("choices")
+    if component.get("type") != "dropdown" or not isinstance(choices, list):
+        return None
+    return [(c[1], c[0]) if isinstance(c, (list, tuple)) and len(c) > 1 else (c, c) for c in choices]
+
+
 def model_choices(config: dict[str, Any]) -> tuple[str, ...]:
-    """Models offered by the model dropdown in ``/config`` (elem_id ``model_base_types_list``
-    or the dropdown holding the most models)."""
+    """Models in the model selector of ``/config``: the current family's models (elem_id
+    ``model_base_types_list``) and the current model's variants (``model_list``); without those
+    elem_ids, the dropdown holding the most model-like values."""
     best: list[str] = []
+    selected: dict[str, list[str]] = {}
     for component in config.get("components") or ():
-        choices = component.get("choices") or (component.get("props") or {}).get("choices")
-        if component.get("type") != "dropdown" or not isinstance(choices, list):
+        pairs = _dropdown_choices(component)
+        if pairs is None:
             continue
-        values = [c[1] if isinstance(c, (list, tuple)) and len(c) > 1 else c for c in choices]
-        if component.get("elem_id") == "model_base_types_list":
-            return tuple(map(str, values))
-        if len(values) > len(best) and all(isinstance(v, str) and "x" not in v for v in values[:3]):
-            best = [str(v) for v in values]
+        values = [value for value, _label in pairs]
+        elem_id = _elem_id(component)
+        if elem_id in ("model_base_types_list", "model_list"):
+            selected.setdefault(elem_id, [str(v) for v in values])
+        elif len(values) > len(best) and all(isinstance(v, str) and "x" not in v for v in values[:3]):
+            best = [str(v) for v in values]  # (not numbers, not resolutions)
+    if selected:
+        listed = [*selected.get("model_base_types_list", ()), *selected.get("model_list", ())]
+        return tuple(dict.fromkeys(listed))
     return tuple(best)
+
+
+class ServerModels(NamedTuple):
+    """Every model a WanGP server offers, with the model-selector family of each."""
+
+    models: tuple[str, ...]
+    families: dict[str, str]  # model -> family id ("wan2_2"); a model of an unknown family is left out
+    family_labels: dict[str, str]  # family id -> the selector's label ("Wan2.2"), in the selector's order
+
+
+def server_models(config: dict[str, Any]) -> ServerModels:
+    """All the models of every family the server's model selector offers.
+
+    ``/config`` lists the model families (dropdown ``family_list``) but the models of the current
+    family only (``model_base_types_list``, ``model_list``): a fresh session shows 28 Wan2.1 models
+    of the 217 in 19 families, and the others work all the same (``change_model_from_target``).
+    So each offered family contributes the models this client knows for it (WanGP 12.60's
+    catalogue), and the selector's own entries are added (a user's finetunes, models newer than
+    the catalogue). Without a family dropdown (an older WanGP) only the selector's entries count.
+    """
+    families_offered: list[tuple[str, str]] = []
+    current = None
+    for component in config.get("components") or ():
+        pairs = _dropdown_choices(component)
+        if pairs is not None and _elem_id(component) == "family_list":
+            families_offered = [(str(value), str(label)) for value, label in pairs]
+            value = (component.get("props") or {}).get("value", component.get("value"))
+            current = value if isinstance(value, str) else None
+            break
+    listed = model_choices(config)
+    offered = dict(families_offered)
+    if current not in offered:
+        # the recorded config has no value: the current family is the one of the listed models
+        current = next((family for family in map(catalog.selector_family, listed) if family in offered), None)
+    known = catalog.known_models_by_family()
+    # the selector's entries unknown to the catalogue belong to the current family
+    extras = [model for model in listed if catalog.selector_family(model) is None]
+    models: dict[str, str | None] = {}
+    for family in offered:
+        models.update((model, family) for model in known.get(family, ()))
+        if family == current:
+            models.update((model, family) for model in extras)
+    for model in listed:  # no family dropdown, or entries of a family it does not offer
+        models.setdefault(model, catalog.selector_family(model) or current)
+    families = {model: family for model, family in models.items() if family is not None}
+    return ServerModels(tuple(models), families, offered)
 
 
 def _login_required(url: str, latency: float, why: str) -> Endpoint:
@@ -179,6 +245,7 @@ def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, st
     if not is_wan2gp(config):
         return Endpoint(url=url, backend="wan2gp", transport="gradio", healthy=False, latency_ms=latency,
                         version=f"gradio {version}" if version else None, note="not Wan2GP")
+    offered = server_models(config)
     queue_size = None
     prefix = str(config.get("api_prefix") or "").strip("/")
     try:
@@ -190,9 +257,10 @@ def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, st
         pass
     return Endpoint(
         url=url, backend="wan2gp", transport="gradio", healthy=True, latency_ms=latency,
-        version=wangp_version(config), models=model_choices(config),
+        version=wangp_version(config), models=offered.models,
         queue_size=queue_size if isinstance(queue_size, int) and queue_size >= 0 else None,
-        details={"title": config.get("title"), "gradio_version": version, "protocol": config.get("protocol")},
+        details={"title": config.get("title"), "gradio_version": version, "protocol": config.get("protocol"),
+                 "families": offered.families, "family_labels": offered.family_labels},
     )
 
 

@@ -1,6 +1,9 @@
 """WanGP 12.60's model identifiers and their families (facts from its model definition files).
 
 Used only for client-side checks and display; the server's own choices (``/config``, ``view_api``) win.
+Two notions of family: the model handler's (``MODELS_12_60``: ``wan`` covers Wan 2.1 and 2.2, ``tts``
+covers music and speech; frame rules follow it) and the model selector's (``FAMILIES_12_60``: the 19
+families the UI and ``/config`` show).
 """
 
 # model_type -> (family, display name)
@@ -222,4 +225,98 @@ MODELS_12_60: dict[str, tuple[str, str]] = {
     'z_image_nunchaku_r128_fp4': ('z_image', 'Z-Image Turbo Nunchaku FP4 (r128) 6B'),
     'z_image_nunchaku_r256_int4': ('z_image', 'Z-Image Turbo Nunchaku INT4 (r256) 6B'),
     'z_image_twinflow_turbo': ('z_image', 'TwinFlow Z-Image Turbo 6B'),
+}
+
+#: The families of WanGP 12.60's model selector (its first dropdown, ``family_list``), in the order
+#: it shows them: id -> label (recorded from a live server's ``/config``).
+FAMILIES_12_60: dict[str, str] = {
+    'wan': 'Wan2.1',
+    'wan2_2': 'Wan2.2',
+    'hunyuan': 'Hunyuan Video',
+    'hunyuan_1_5': 'Hunyuan Video 1.5',
+    'ltxv': 'LTX Video',
+    'ltx2': 'LTX-2',
+    'kandinsky5': 'Kandinsky 5',
+    'longcat': 'LongCat',
+    'magi_human': 'Magi Human',
+    'minimax_h3': 'MiniMax H3',
+    'flux': 'Flux 1',
+    'flux2': 'Flux 2',
+    'qwen': 'Qwen',
+    'z_image': 'Z-Image',
+    'hidream': 'HiDream',
+    'ideogram4': 'Ideogram',
+    'krea2': 'Krea 2',
+    'music': 'Music',
+    'tts': 'TTS',
+}
+
+#: Models the selector shows under another family than their model handler's (``MODELS_12_60``):
+#: WanGP files them by the ``group`` of their definition (Wan 2.2, Hunyuan Video 1.5, Flux 2, Music).
+#: Recorded from a live 12.60 server's MCP model list where it covers them (every Wan model, ACE-Step),
+#: the rest from the model definitions; every other model's selector family is its handler's.
+SELECTOR_FAMILIES_12_60: dict[str, str] = {
+    'ace_step_v1': 'music',
+    'ace_step_v1_5': 'music',
+    'ace_step_v1_5_turbo_lm_0_6b': 'music',
+    'ace_step_v1_5_turbo_lm_1_7b': 'music',
+    'ace_step_v1_5_turbo_lm_4b': 'music',
+    'ace_step_v1_5_xl': 'music',
+    'ace_step_v1_5_xl_turbo_lm_0_6b': 'music',
+    'ace_step_v1_5_xl_turbo_lm_1_7b': 'music',
+    'ace_step_v1_5_xl_turbo_lm_4b': 'music',
+    'animate': 'wan2_2',
+    'animate2': 'wan2_2',
+    'animate2_distilled': 'wan2_2',
+    'bernini': 'wan2_2',
+    'bernini_1.3B': 'wan2_2',
+    'flux2_dev': 'flux2',
+    'flux2_dev_nvfp4': 'flux2',
+    'flux2_klein_4b': 'flux2',
+    'flux2_klein_9b': 'flux2',
+    'flux2_klein_base_4b': 'flux2',
+    'flux2_klein_base_9b': 'flux2',
+    'heartmula_oss_3b': 'music',
+    'heartmula_rl_oss_3b_20260123': 'music',
+    'hunyuan_1_5_480_i2v': 'hunyuan_1_5',
+    'hunyuan_1_5_480_i2v_step_distilled': 'hunyuan_1_5',
+    'hunyuan_1_5_480_t2v': 'hunyuan_1_5',
+    'hunyuan_1_5_480_t2v_lightx2v': 'hunyuan_1_5',
+    'hunyuan_1_5_i2v': 'hunyuan_1_5',
+    'hunyuan_1_5_t2v': 'hunyuan_1_5',
+    'hunyuan_1_5_upsampler': 'hunyuan_1_5',
+    'hunyuan_1_5_upsampler_1080': 'hunyuan_1_5',
+    'i2v_2_2': 'wan2_2',
+    'i2v_2_2_Enhanced_Lightning_v2': 'wan2_2',
+    'i2v_2_2_Enhanced_Lightning_v2_svi2pro': 'wan2_2',
+    'i2v_2_2_multitalk': 'wan2_2',
+    'i2v_2_2_svi2pro': 'wan2_2',
+    'kiwi_edit': 'wan2_2',
+    'kiwi_edit_instruct_only': 'wan2_2',
+    'kiwi_edit_reference_only': 'wan2_2',
+    'lucy_edit': 'wan2_2',
+    'lucy_edit_1_1': 'wan2_2',
+    'lucy_edit_fastwan': 'wan2_2',
+    'lucy_edit_fastwan_1_1': 'wan2_2',
+    'minimax_music3': 'music',
+    'ovi': 'wan2_2',
+    'ovi_1_1': 'wan2_2',
+    'ovi_1_1_10s': 'wan2_2',
+    'ovi_1_1_10s_fastwan': 'wan2_2',
+    'ovi_1_1_fastwan': 'wan2_2',
+    'ovi_fastwan': 'wan2_2',
+    'pi_flux2': 'flux2',
+    'pi_flux2_nvfp4': 'flux2',
+    'shotplan_t2v_2_2': 'wan2_2',
+    'stable_audio3_medium': 'music',
+    'stable_audio3_small': 'music',
+    'stable_audio3_small_sfx': 'music',
+    't2v_2_2': 'wan2_2',
+    'ti2v_2_2': 'wan2_2',
+    'ti2v_2_2_fastwan': 'wan2_2',
+    'vace_14B_2_2': 'wan2_2',
+    'vace_14B_cocktail_2_2': 'wan2_2',
+    'vace_14B_lightning_3p_2_2': 'wan2_2',
+    'vace_fun_14B_2_2': 'wan2_2',
+    'vace_fun_14B_cocktail_2_2': 'wan2_2',
 }

@@ -204,9 +204,85 @@ def test_model_choices_without_the_elem_id_takes_the_longest_model_like_dropdown
         {"type": "dropdown", "choices": ["a", "b"]},
         {"type": "textbox", "choices": ["p", "q", "r", "s", "t"]},
         {"type": "dropdown", "choices": "not-a-list"},
+        {"type": "dropdown", "choices": [[str(i), i] for i in range(40)]},  # numbers (perturbation layers)
     ]}
     assert discovery.model_choices(config) == ("t2v", "i2v", "hunyuan")
     assert discovery.model_choices({}) == ()
+
+
+# -- every model of every family -------------------------------------------------------------------
+
+
+def _recorded_config() -> dict[str, Any]:
+    """The /config of a live WanGP 12.60 (reduced: elem_id and choices at the top level, no values)."""
+    import gzip
+
+    from vidbridge.plugins.mock_backend.spec import CONFIG_FILE
+
+    return json.loads(gzip.decompress(CONFIG_FILE.read_bytes()))
+
+
+def test_the_recorded_config_offers_all_217_models_of_its_19_families() -> None:
+    from vidbridge.plugins.wan2gp.known_models import FAMILIES_12_60, MODELS_12_60
+
+    config = _recorded_config()
+    selector = {c["elem_id"]: [v for _label, v in c["choices"]] for c in config["components"]
+                if c.get("elem_id") in ("family_list", "model_base_types_list", "model_list")}
+    assert len(selector["family_list"]) == 19 and len(selector["model_base_types_list"]) == 28
+    found = discovery.server_models(config)
+    assert sorted(found.models) == sorted(MODELS_12_60) and len(found.models) == 217
+    assert set(selector["model_base_types_list"]) | set(selector["model_list"]) <= set(found.models)
+    assert list(found.family_labels) == selector["family_list"] and found.family_labels == FAMILIES_12_60
+    assert set(found.families) == set(found.models) and set(found.families.values()) == set(FAMILIES_12_60)
+    picks = {"t2v": "wan", "vace_14B": "wan", "t2v_2_2": "wan2_2", "i2v_2_2": "wan2_2", "hunyuan": "hunyuan",
+             "hunyuan_1_5_t2v": "hunyuan_1_5", "ltx2_22B_distilled": "ltx2", "flux_krea": "flux",
+             "flux2_klein_4b": "flux2", "ace_step_v1": "music", "chatterbox": "tts", "z_image": "z_image"}
+    assert {model: found.families[model] for model in picks} == picks
+    # grouped by family, in the selector's order
+    order = [selector["family_list"].index(found.families[m]) for m in found.models]
+    assert order == sorted(order)
+
+
+def _gradio_config(family_value: Any, base: list[list[str]], variants: list[list[str]],
+                   families: list[list[str]] | None = None) -> dict[str, Any]:
+    """A /config as gradio serves it: elem_id, choices and value inside "props"."""
+    def dropdown(elem_id: str, choices: list[list[str]], value: Any) -> dict[str, Any]:
+        return {"type": "dropdown", "props": {"elem_id": elem_id, "choices": choices, "value": value}}
+
+    components = [dropdown("model_base_types_list", base, base[0][1] if base else None),
+                  dropdown("model_list", variants, None)]
+    if families is not None:
+        components.insert(0, dropdown("family_list", families, family_value))
+    return {"title": "WanGP", "components": components}
+
+
+def test_a_users_finetune_joins_the_current_family_and_an_unknown_family_is_still_labelled() -> None:
+    config = _gradio_config("ltx2", [["LTX-2 Dev", "ltx2_19B"], ["Mine", "my_ltx_finetune"]],
+                            [["Other", "another_finetune"]],
+                            families=[["Wan2.1", "wan"], ["LTX-2", "ltx2"], ["Brand new", "newfam"]])
+    found = discovery.server_models(config)
+    assert found.family_labels == {"wan": "Wan2.1", "ltx2": "LTX-2", "newfam": "Brand new"}
+    assert found.families["my_ltx_finetune"] == "ltx2" and found.families["another_finetune"] == "ltx2"
+    assert found.families["t2v"] == "wan" and "newfam" not in found.families.values()
+    ltx = [m for m in found.models if found.families[m] == "ltx2"]
+    assert ltx[-2:] == ["my_ltx_finetune", "another_finetune"]  # after the family's known models
+    assert len(found.models) == 50 + 25 + 2
+
+
+def test_without_a_family_value_the_current_family_is_the_listed_models_one() -> None:
+    config = _gradio_config(None, [["Wan2.2 T2V", "t2v_2_2"], ["Mine", "my_wan22"]], [],
+                            families=[["Wan2.1", "wan"], ["Wan2.2", "wan2_2"]])
+    assert discovery.server_models(config).families["my_wan22"] == "wan2_2"
+    nothing_known = _gradio_config(None, [["Mine", "my_model"]], [], families=[["Wan2.1", "wan"]])
+    found = discovery.server_models(nothing_known)
+    assert found.models[-1] == "my_model" and "my_model" not in found.families  # family unknown
+
+
+def test_an_older_wangp_without_families_lists_only_its_selector() -> None:
+    config = _gradio_config(None, [["T2V", "t2v"], ["Mine", "my_model"]], [["LTX", "ltxv_13B"]])
+    found = discovery.server_models(config)
+    assert found.models == ("t2v", "my_model", "ltxv_13B") and found.family_labels == {}
+    assert found.families == {"t2v": "wan", "ltxv_13B": "ltxv"}
 
 
 def test_the_mock_wangp_is_identified_with_models_version_and_queue(vidbridge_mock: Any, http: httpx.Client) -> None:
@@ -220,7 +296,8 @@ def test_the_mock_wangp_is_identified_with_models_version_and_queue(vidbridge_mo
     assert endpoint.version == "12.60"  # WanGP's version from the page header, not gradio's
     assert endpoint.details["gradio_version"] == gradio.__version__
     assert "wangp" in endpoint.details["title"].lower()
-    assert "t2v" in endpoint.models and len(endpoint.models) > 10
+    assert "t2v" in endpoint.models and len(endpoint.models) == 217  # every family's, not only Wan2.1's 28
+    assert endpoint.details["families"]["ltx2_22B"] == "ltx2" and len(endpoint.details["family_labels"]) == 19
     assert endpoint.queue_size == 0
     assert endpoint.latency_ms is not None and endpoint.latency_ms >= 0
 
@@ -457,3 +534,21 @@ def test_endpoint_results_are_valid_models(isolated: Path, vidbridge_mock: Any, 
     assert len(found) == 1 and isinstance(found[0], Endpoint)
     again = Endpoint.model_validate(found[0].model_dump(mode="json"))
     assert again == found[0]
+
+
+# -- vidbridge models ------------------------------------------------------------------------------
+
+
+def test_the_models_command_lists_every_family_and_says_which(
+        isolated: Path, vidbridge_mock: Any, auth_mock: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from vidbridge.cli import main
+
+    capsys.readouterr()
+    assert main(["models", "--json", "--url", vidbridge_mock.url]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["models"]) == 217 and all(isinstance(m, str) for m in document["models"])
+    assert set(document["families"]) == set(document["models"])
+    assert (document["families"]["t2v"], document["families"]["t2v_2_2"]) == ("wan", "wan2_2")
+    # a server that names no families (here: login required) gets no "families" key
+    assert main(["models", "--json", "--url", auth_mock]) == 0
+    assert json.loads(capsys.readouterr().out) == {"endpoint": auth_mock, "backend": "wan2gp", "models": []}
