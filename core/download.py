@@ -15,10 +15,20 @@
 
 A failed attempt removes its ``.part`` file and, if the failure is transient (network, 5xx,
 429, verification), the whole attempt is repeated under :func:`vidbridge.retry.retrying`.
+
+A download can be cancelled (``cancel=``, or the :class:`FetchScope` a job activates around its
+plugin's fetch): it is checked between network reads, so it stops within one read (a server
+that sends nothing at all holds a read until the client's read timeout), and the
+download then stops its writer thread, removes its ``.part`` file and raises
+:class:`~vidbridge.errors.JobCancelledError`. It is checked for the last time before the final
+name is claimed: after that the artifact is finished, and reported to the scope.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import contextvars
 import datetime
 import hashlib
 import itertools
@@ -37,13 +47,13 @@ import httpx
 
 from . import __version__
 from .containers import check_container, sniff_media_type
-from .errors import IntegrityError, InvalidRequestError
+from .errors import IntegrityError, InvalidRequestError, JobCancelledError
 from .filenames import numbered, safe_filename
 from .httperrors import raise_for_status, redact_url, translate_http_error
 from .models import Artifact, Provenance, guess_media_type
 from .retry import retrying
 
-__all__ = ["download_verified", "safe_filename"]
+__all__ = ["download_verified", "safe_filename", "FetchScope", "current_fetch_scope"]
 
 log = logging.getLogger("vidbridge.download")
 
@@ -65,9 +75,74 @@ FLUSH_WINDOW = 8 * 1024 * 1024
 PROGRESS_EVERY = 256 * 1024
 #: Give up looking for a free " (n)" name after this many taken ones.
 MAX_COLLISIONS = 10_000
+#: At interpreter exit, downloads still running get this many seconds to stop and clean up.
+EXIT_GRACE = 2.0
 
 # Serialises the final rename on file systems without hard links (see _claim).
 _RENAME_LOCK = threading.Lock()
+
+
+class FetchScope:
+    """What the downloads of one fetch share with the job that asked for them.
+
+    A :class:`~vidbridge.Job` activates one around its plugin's ``vidbridge_fetch``; every
+    :func:`download_verified` running in that context (the plugin's thread, not threads it starts
+    itself) then stops when :meth:`cancel` is called, and records each artifact it finished in
+    :attr:`artifacts`, so that files already verified are known even if a later one then fails.
+
+    :ivar cancelled: set by :meth:`cancel`.
+    :ivar artifacts: the artifacts finished (file and manifest written) in this scope, in order.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.artifacts: list[Artifact] = []
+
+    def cancel(self) -> None:
+        """Stop the downloads of this scope (those running and those not started yet)."""
+        self.cancelled.set()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[FetchScope]:
+        """Make this the scope of :func:`download_verified` calls in the ``with`` block."""
+        token = _SCOPE.set(self)
+        try:
+            yield self
+        finally:
+            _SCOPE.reset(token)
+
+
+class _Running(NamedTuple):
+    stop: threading.Event
+    finished: threading.Event
+
+
+# The attempts in progress, by .part file. A program that ends while a (daemon) worker thread is
+# still downloading, e.g. after a second Ctrl-C, would otherwise freeze that thread mid-write and
+# leave the .part file behind: at exit, each one is cancelled and waited for a moment.
+_RUNNING: dict[Path, _Running] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+@atexit.register
+def _cancel_running_downloads(grace: float | None = None) -> None:
+    with _RUNNING_LOCK:
+        running = dict(_RUNNING)
+    for attempt in running.values():
+        attempt.stop.set()
+    deadline = time.monotonic() + (EXIT_GRACE if grace is None else grace)
+    for part, attempt in running.items():
+        if not attempt.finished.wait(max(0.0, deadline - time.monotonic())):
+            part.unlink(missing_ok=True)  # stuck in a read: its writer writes to a nameless file
+
+
+_SCOPE: contextvars.ContextVar[FetchScope | None] = contextvars.ContextVar("vidbridge_fetch_scope", default=None)
+
+
+def current_fetch_scope() -> FetchScope | None:
+    """The :class:`FetchScope` active here, if any: a plugin that downloads with code of its own
+    (not :func:`download_verified`) checks its ``cancelled`` event to stop when the job is cancelled."""
+    return _SCOPE.get()
 
 
 class _Received(NamedTuple):
@@ -193,6 +268,7 @@ def _stream_into(
     progress: Callable[[int, int | None], None] | None,
     fail: Callable[[str], IntegrityError],
     durable: bool = True,
+    check_cancel: Callable[[], None] = lambda: None,
 ) -> tuple[int, int, str]:
     """Copy the body to ``out``; return (bytes written, bytes on the wire, SHA-256 hex).
 
@@ -210,6 +286,7 @@ def _stream_into(
         batch: list[bytes | memoryview] = []
         batched = 0
         for piece in itertools.chain(_pieces(response.iter_bytes()), [b""]):  # b"": the last batch
+            check_cancel()
             if piece:
                 size += len(piece)
                 wire = response.num_bytes_downloaded if encoded else size
@@ -247,6 +324,7 @@ def _fetch(
     server: str,
     action: str,
     durable: bool = True,
+    check_cancel: Callable[[], None] = lambda: None,
 ) -> _Received:
     try:
         with http.stream("GET", url, headers=headers) as response:
@@ -256,7 +334,7 @@ def _fetch(
                 raise fail(f"server announces {announced} bytes, expected {expected_size}")
             size, wire, sha256 = _stream_into(
                 response, out, announced=announced, expected_size=expected_size, progress=progress, fail=fail,
-                durable=durable,
+                durable=durable, check_cancel=check_cancel,
             )  # fmt: skip
             # Compare on the wire: with a Content-Encoding, Content-Length counts encoded bytes.
             if announced is not None and wire != announced:
@@ -298,11 +376,12 @@ def _candidates(name: str) -> Iterator[str]:
 
 
 def _inside(destination: Path, name: str) -> Path:
-    target = destination / name
-    # safe_filename guarantees this; checked anyway because a mistake here writes anywhere.
-    if target.resolve().parent != destination.resolve():
+    # safe_filename guarantees this; checked anyway because a mistake here writes anywhere. The
+    # check is on the name, not on the resolved target: an existing symlink of that name (even a
+    # dangling one, or one pointing elsewhere) is a taken name to skip, never a path to follow.
+    if name in ("", ".", "..") or Path(name).name != name:
         raise InvalidRequestError(f"file name {name!r} leaves {str(destination)!r}", field="original_name")
-    return target
+    return destination / name
 
 
 def _claim(part: Path, destination: Path, name: str, *, manifest: bool) -> Path:
@@ -393,6 +472,7 @@ def download_verified(
     sleep: Callable[[float], None] = time.sleep,
     manifest: bool = True,
     durable: bool = True,
+    cancel: threading.Event | None = None,
 ) -> Artifact:
     """Download ``url`` into the folder ``destination``, verify it, and return the :class:`~vidbridge.Artifact`.
 
@@ -422,6 +502,10 @@ def download_verified(
         256 KiB, and once with the final count. A retry starts again from 0.
     :param sleep: waits between attempts; injectable for tests.
     :param manifest: also write ``<final name>.json`` describing the file (see below).
+    :param cancel: set it (from any thread) to stop the download within one network read; the
+        ``.part`` file is removed and :class:`~vidbridge.errors.JobCancelledError` raised. Default:
+        the ``cancelled`` event of the active :class:`FetchScope`, if any. Waits between attempts
+        end early too when ``sleep`` is the default ``time.sleep``.
     :param durable: ``fsync`` the file (and the manifest) before giving it its final name, so that
         even after a power loss or kernel crash a file under the final name is complete. This
         costs the time the disk needs to store the bytes; to hide most of it, writeback is
@@ -440,6 +524,7 @@ def download_verified(
         or got HTTP 429/5xx.
     :raises AuthenticationError: HTTP 401/403 (not retried).
     :raises BackendError: another HTTP error status (not retried).
+    :raises JobCancelledError: ``cancel`` was set before the file got its final name (not retried).
     :raises InvalidRequestError: ``destination`` is not a folder, or ``url`` is not HTTP(S).
     :raises OSError: ``destination`` cannot be written (disk full, permissions), or holds
         :data:`MAX_COLLISIONS` numbered copies of the name already (``FileExistsError``).
@@ -459,14 +544,39 @@ def download_verified(
     def fail(reason: str) -> IntegrityError:
         return IntegrityError(f"{action} from {server}: {reason}", endpoint=server)
 
+    scope = current_fetch_scope()
+    if cancel is None and scope is not None:
+        cancel = scope.cancelled
+    stop = cancel if cancel is not None else threading.Event()  # never set: nothing can cancel
+
+    def check_cancel() -> None:
+        if stop.is_set():
+            raise JobCancelledError(f"{action} from {server}: cancelled", endpoint=server, server_stopped=False)
+
+    if sleep is time.sleep:  # the real wait: let a cancel end it (an injected one is the test's)
+        sleep = stop.wait
+
     def attempt() -> Artifact:
+        check_cancel()  # before creating anything: a cancelled fetch starts no download
         part, out = _open_part(destination, name)
+        running = _Running(stop, threading.Event())
+        with _RUNNING_LOCK:
+            _RUNNING[part] = running
+        try:
+            return finish(part, out)
+        finally:
+            with _RUNNING_LOCK:
+                del _RUNNING[part]
+            running.finished.set()  # only now: at exit, a named file waits for its manifest
+
+    def finish(part: Path, out: IO[bytes]) -> Artifact:
         log.debug("%s from %s into %s", action, redact_url(url), part)
         try:
             with out:
                 received = _fetch(
                     http, url, out, headers=request_headers, expected_size=expected_size,
                     progress=progress, fail=fail, server=server, action=action, durable=durable,
+                    check_cancel=check_cancel,
                 )  # fmt: skip
                 if durable:
                     os.fsync(out.fileno())  # the data is on disk before the name says "complete"
@@ -474,6 +584,7 @@ def download_verified(
                 part, received, name=name, expected_size=expected_size, expected_sha256=expected_sha256,
                 media_type=media_type, fail=fail,
             )  # fmt: skip
+            check_cancel()  # the last moment: once named, the artifact is finished and reported
             target = _claim(part, destination, name, manifest=manifest)
         finally:
             part.unlink(missing_ok=True)  # no-op after a successful claim; cleans up anything else
@@ -484,6 +595,8 @@ def download_verified(
             manifest_path = _write_manifest(target, _manifest_record(artifact, url=url), durable=durable)
             artifact = artifact.model_copy(update={"manifest_path": manifest_path})
         log.debug("downloaded %s: %d bytes, sha256 %s", target, received.size, received.sha256)
+        if scope is not None:
+            scope.artifacts.append(artifact)
         return artifact
 
     # No overall time limit: a large download may legitimately take longer than the default

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
+from .download import FetchScope
 from .errors import (
     JobCancelledError,
     JobFailedError,
@@ -77,6 +78,9 @@ class Job:
         self._artifacts: list[Artifact] = []
         self._error: VidbridgeError | None = None
         self._cancel_result: CancelResult | None = None
+        # Cancels this job's downloads; set once the backend is done and only the fetch is left.
+        self._fetch_scope = FetchScope()
+        self._fetching = False
         self._thread = threading.Thread(target=self._monitor, name=f"vidbridge-{job_id}", daemon=True)
         self._thread.start()
 
@@ -95,7 +99,11 @@ class Job:
 
     @property
     def artifacts(self) -> list[Artifact]:
-        """The verified artifacts (empty until the job is completed)."""
+        """The verified artifacts (empty until the job is completed).
+
+        A job cancelled (or failed) while downloading several files lists those already verified
+        and named: they are in the output folder, so they are reported.
+        """
         return list(self._artifacts)
 
     @property
@@ -209,12 +217,22 @@ class Job:
     def cancel(self) -> CancelResult:
         """Ask the backend to stop the job, then wait for the job to end as cancelled.
 
-        Harmless on a finished job (returns ``server_stopped=False``) and when called twice.
+        Harmless on a finished job (returns ``server_stopped=False``) and when called twice. While
+        the artifacts download (the backend is done), only the download is stopped: it removes
+        its partial file, and the job ends cancelled unless its last file was already named.
         """
         if self.done():
             return self._cancel_result or CancelResult(server_stopped=False, message="job had already ended")
-        result = self._request_cancel()
-        self._thread.join(timeout=30)
+        self._fetch_scope.cancel()  # first, and local: whatever the server call below does
+        if self._fetching:
+            with self._condition:
+                result = self._cancel_result = self._cancel_result or CancelResult(
+                    server_stopped=False, message="the backend had finished; the download was stopped"
+                )
+        else:
+            result = self._request_cancel()
+        if threading.current_thread() is not self._thread:  # a status callback may cancel too
+            self._thread.join(timeout=30)
         return result
 
     async def acancel(self) -> CancelResult:
@@ -325,9 +343,15 @@ class Job:
             )
 
         self._output_dir.mkdir(parents=True, exist_ok=True)
-        artifacts = self._session._call(
-            "vidbridge_fetch", handle=self._handle, destination=self._output_dir, progress=progress
-        )
+        self._fetching = True
+        try:
+            with self._fetch_scope.active():
+                artifacts = self._session._call(
+                    "vidbridge_fetch", handle=self._handle, destination=self._output_dir, progress=progress
+                )
+        except BaseException:
+            self._artifacts = list(self._fetch_scope.artifacts)  # files already named stay reported
+            raise
         if not artifacts or not all(isinstance(item, Artifact) for item in artifacts):
             raise PluginError(f"plugin {self._session.backend!r} returned no artifacts for {self.id}")
         self._artifacts = list(artifacts)

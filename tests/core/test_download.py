@@ -688,3 +688,273 @@ def test_durable_controls_fsync_and_progressive_writeback(harness, monkeypatch, 
             assert advice[-1][0] + advice[-1][1] <= len(body)
     else:
         assert fsyncs == [] and advice == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Symlinks in the folder: a taken name, never followed nor replaced (issue 14, item 11)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["outside", "dangling", "inside", "dangling-inside"])
+def test_a_symlink_with_the_name_is_skipped_never_followed(harness, kind):
+    outside = harness.folder.parent / "elsewhere.mp4"
+    outside.write_bytes(b"precious outside")
+    (harness.folder / "other.mp4").write_bytes(b"precious inside")
+    target = {
+        "outside": str(outside),
+        "dangling": str(harness.folder.parent / "missing" / "gone.mp4"),
+        "inside": "other.mp4",
+        "dangling-inside": "not-there.mp4",
+    }[kind]
+    link = harness.folder / "video.mp4"
+    os.symlink(target, link)
+    artifact = harness.run(reply())
+    assert artifact.path == harness.folder / "video (1).mp4" and artifact.path.read_bytes() == MP4
+    assert not artifact.path.is_symlink()
+    assert os.readlink(link) == target  # the link itself untouched
+    assert outside.read_bytes() == b"precious outside"
+    assert (harness.folder / "other.mp4").read_bytes() == b"precious inside"
+    assert not (harness.folder / "not-there.mp4").exists() and not (harness.folder.parent / "missing").exists()
+    assert harness.names() == sorted(["other.mp4", "video (1).mp4", "video (1).mp4.json", "video.mp4"])
+
+
+def test_symlinks_on_numbered_and_manifest_names_are_skipped_too(harness):
+    outside = harness.folder.parent / "elsewhere"
+    outside.write_bytes(b"precious")
+    for name in ("video.mp4.json", "video (1).mp4", "video (2).mp4.json"):
+        os.symlink(outside, harness.folder / name)
+    artifact = harness.run(reply())
+    assert artifact.path.name == "video (3).mp4" and artifact.manifest_path.name == "video (3).mp4.json"
+    assert outside.read_bytes() == b"precious"
+    assert all((harness.folder / name).is_symlink() for name in ("video.mp4.json", "video (1).mp4"))
+
+
+def test_a_symlink_is_skipped_without_hard_link_support(harness, monkeypatch):
+    monkeypatch.setattr(download_module.os, "link", lambda source, target: (_ for _ in ()).throw(
+        OSError(errno.EPERM, "hard links not supported")))
+    outside = harness.folder.parent / "elsewhere.mp4"
+    outside.write_bytes(b"precious")
+    os.symlink(outside, harness.folder / "video.mp4")
+    os.symlink(harness.folder / "nowhere.mp4", harness.folder / "video (1).mp4")
+    artifact = harness.run(reply())
+    assert artifact.path.name == "video (2).mp4" and outside.read_bytes() == b"precious"
+    assert not (harness.folder / "nowhere.mp4").exists()
+
+
+def test_a_symlinked_destination_folder_is_fine(harness, tmp_path):
+    alias = tmp_path / "alias"
+    os.symlink(harness.folder, alias)
+    with httpx.Client(transport=httpx.MockTransport(reply())) as http:
+        artifact = download_verified(http, URL, alias, original_name="video.mp4", provenance=PROVENANCE)
+    assert artifact.path == alias / "video.mp4" and (harness.folder / "video.mp4").read_bytes() == MP4
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "a/b.mp4", "/tmp/abs.mp4"])
+def test_names_that_are_not_one_component_are_refused(harness, monkeypatch, bad):
+    monkeypatch.setattr(download_module, "safe_filename", lambda name, media_type=None: bad)
+    with pytest.raises(InvalidRequestError, match="leaves") as caught:
+        harness.run(reply())
+    assert caught.value.field == "original_name"
+    assert harness.request_count == 0 and harness.names() == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Cancelling: between reads, before the final name, between attempts (issue 14, item 12)
+# ------------------------------------------------------------------------------------------------
+
+
+def _streamed(chunks: int, before: Callable[[int], None]) -> tuple[Reply, list[int]]:
+    """A reply streaming ``chunks`` pieces of an MP4; ``before(i)`` runs before piece i is sent."""
+    body = _big_mp4(chunks * 64 * 1024)
+    size = -(-len(body) // chunks)
+    sent: list[int] = []
+
+    def pieces():
+        for index in range(chunks):
+            before(index)
+            sent.append(index)
+            yield body[index * size : (index + 1) * size]
+
+    return (lambda request: httpx.Response(200, headers={"Content-Length": str(len(body))}, content=pieces())), sent
+
+
+def test_cancel_between_reads_stops_at_once_removes_the_part_and_is_not_retried(harness):
+    cancel = threading.Event()
+    answer, sent = _streamed(40, lambda index: cancel.set() if index == 3 else None)
+    with pytest.raises(vidbridge.JobCancelledError) as caught:
+        harness.run(answer, cancel=cancel)
+    assert sent == [0, 1, 2, 3]  # piece 3 arrived after the cancel: nothing more was read
+    assert caught.value.server_stopped is False and not caught.value.retryable
+    assert "downloading video.mp4 from" in str(caught.value) and "cancelled" in str(caught.value)
+    assert harness.request_count == 1 and harness.names() == [] and _writer_threads() == []
+
+
+def test_cancel_from_another_thread_while_a_read_waits(harness):
+    cancel, waiting = threading.Event(), threading.Event()
+
+    def before(index: int) -> None:
+        if index == 1:
+            waiting.set()
+            assert cancel.wait(30)  # the "network" delivers the next piece only after the cancel
+
+    answer, sent = _streamed(8, before)
+    outcome: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            harness.run(answer, cancel=cancel)
+        except BaseException as exc:  # reported below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=download)
+    worker.start()
+    assert waiting.wait(30)
+    assert [path.name.endswith(".part") for path in harness.folder.iterdir()] == [True]  # mid-download
+    cancel.set()
+    worker.join(30)
+    assert [type(exc) for exc in outcome] == [vidbridge.JobCancelledError]
+    assert sent == [0, 1] and harness.names() == [] and _writer_threads() == []
+
+
+def test_cancel_after_the_last_read_still_gives_no_final_name(harness):
+    cancel = threading.Event()
+
+    def progress(done: int, total: int | None) -> None:
+        if done == total:
+            cancel.set()  # all bytes are in; the check before claiming the name must see it
+
+    with pytest.raises(vidbridge.JobCancelledError):
+        harness.run(reply(), cancel=cancel, progress=progress)
+    assert harness.names() == []
+
+
+def test_a_cancelled_download_sends_no_request(harness):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(vidbridge.JobCancelledError):
+        harness.run(reply(), cancel=cancel)
+    assert harness.request_count == 0 and harness.names() == []
+
+
+def test_cancel_ends_the_wait_between_attempts(harness):
+    cancel = threading.Event()
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        cancel.set()
+        return httpx.Response(503, headers={"Retry-After": "30"})
+
+    server = FakeServer([busy, reply()])
+    with httpx.Client(transport=httpx.MockTransport(server)) as http, pytest.raises(vidbridge.JobCancelledError):
+        # the default sleep: the back-off of ~20 s is a wait on the cancel, which returns at once
+        download_verified(http, URL, harness.folder, original_name="video.mp4", provenance=PROVENANCE, cancel=cancel)
+    assert len(server.requests) == 1 and harness.names() == []
+
+
+def test_fetch_scope_cancels_and_records_the_downloads_in_it(harness):
+    from vidbridge.download import FetchScope, current_fetch_scope
+
+    scope = FetchScope()
+    with scope.active():
+        assert current_fetch_scope() is scope
+        first = harness.run(reply())
+        scope.cancel()
+        with pytest.raises(vidbridge.JobCancelledError):
+            harness.run(reply(), original_name="second.mp4")
+    assert current_fetch_scope() is None
+    assert scope.artifacts == [first] and harness.request_count == 0
+    assert harness.names() == ["video.mp4", "video.mp4.json"]
+    later = harness.run(reply(), original_name="later.mp4")  # outside the scope: not cancelled
+    assert later.path.name == "later.mp4" and scope.artifacts == [first]
+
+
+# ------------------------------------------------------------------------------------------------
+# At interpreter exit, downloads still running on worker threads are stopped and cleaned up
+# ------------------------------------------------------------------------------------------------
+
+
+def _download_in_thread(harness: Harness, answer: Reply, **options) -> tuple[threading.Thread, list[BaseException]]:
+    outcome: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            harness.run(answer, **options)
+        except BaseException as exc:  # reported to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=download)
+    worker.start()
+    return worker, outcome
+
+
+def test_exit_cancels_running_downloads_and_waits_for_their_cleanup(harness):
+    cancel, streaming = threading.Event(), threading.Event()
+
+    def before(index: int) -> None:
+        if index == 1:
+            streaming.set()
+            assert cancel.wait(30)
+
+    answer, sent = _streamed(8, before)
+    worker, outcome = _download_in_thread(harness, answer, cancel=cancel)
+    assert streaming.wait(30)
+    download_module._cancel_running_downloads(grace=30)
+    assert cancel.is_set() and harness.names() == [] and download_module._RUNNING == {}
+    worker.join(30)
+    assert [type(exc) for exc in outcome] == [vidbridge.JobCancelledError] and _writer_threads() == []
+
+
+def test_exit_removes_the_part_of_a_download_stuck_in_a_read(harness):
+    streaming, release = threading.Event(), threading.Event()
+
+    def before(index: int) -> None:
+        if index == 1:
+            streaming.set()
+            assert release.wait(30)  # a server that sends nothing more
+
+    answer, _ = _streamed(8, before)
+    worker, outcome = _download_in_thread(harness, answer)
+    assert streaming.wait(30)
+    download_module._cancel_running_downloads(grace=0)
+    assert harness.names() == []  # removed although the download could not stop yet
+    release.set()
+    worker.join(30)
+    assert [type(exc) for exc in outcome] == [vidbridge.JobCancelledError] and harness.names() == []
+
+
+EXIT_SCRIPT = r"""
+import sys, threading, httpx
+sys.path.insert(0, sys.argv[2])
+from test_containers import mp4_bytes
+from vidbridge.download import FetchScope, download_verified
+from vidbridge.models import Provenance
+
+scope, streaming = FetchScope(), threading.Event()
+
+def body():
+    yield mp4_bytes(b"x" * 1000)[:500]
+    streaming.set()
+    scope.cancelled.wait(60)  # the next piece arrives once the download was told to stop
+    yield b"y" * 1000
+
+def download():
+    with scope.active(), httpx.Client(transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, headers={"Content-Length": "100000"}, content=body()))) as http:
+        download_verified(http, "http://127.0.0.1/v.mp4", sys.argv[1], original_name="v.mp4",
+                          provenance=Provenance(backend="mock", endpoint="http://127.0.0.1", job_id="j"))
+
+threading.Thread(target=download, daemon=True).start()
+streaming.wait(60)
+print("leaving", flush=True)  # the main thread ends while the daemon thread downloads
+"""
+
+
+def test_a_program_ending_mid_download_leaves_no_part_file(harness):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(harness.folder), str(Path(__file__).parent)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout == "leaving\n", result.stderr
+    assert harness.names() == []
