@@ -20,6 +20,8 @@ Kinds (defaults in brackets):
 ``slow``           trickle the body at ``rate`` bytes per second [65536]         (route [file])
 ``gen_error``      the generation raises gr.Error (``message``) after step ``after_step`` [1]
 ``exit``           the server process exits (code ``code`` [3]) at step ``after_step`` [1]
+``busy``           a loaded server: the event of function ``fn`` (e.g. ``activate_status``)
+                   starts running only ``seconds`` [1] after its call arrived (any copy)
 ``hostile_name``   file names in results become hostile: ``name`` = ``dotdot`` (``../x.mp4``),
                    ``absolute`` (``/tmp/x.mp4``), ``nul`` (``x\\x00.mp4``), ``device``
                    (``CON.mp4``) or any literal string                          (route [data])
@@ -28,7 +30,8 @@ Kinds (defaults in brackets):
 =================  ===========================================================================
 
 Examples: ``429:route=join,count=2,retry_after=3``, ``latency:seconds=0.2``,
-``truncate:count=1``, ``gen_error:after_step=2``, ``reset:route=upload,fraction=0.5``.
+``truncate:count=1``, ``gen_error:after_step=2``, ``reset:route=upload,fraction=0.5``,
+``busy:fn=activate_status,seconds=2,count=1``.
 
 Admin routes (same server, loopback clients only, JSON; served by :mod:`.middleware`):
 ``GET/POST/DELETE /mock_admin/faults`` (POST body ``{"faults": [spec, ...]}``),
@@ -58,6 +61,7 @@ ROUTE_ALIASES = {
 }
 HTTP_KINDS = frozenset({"latency", "status", "reset", "truncate", "corrupt", "slow", "hostile_name"})
 GENERATION_KINDS = frozenset({"gen_error", "exit"})
+HANDLER_KINDS = frozenset({"busy"})
 DEFAULT_ROUTES = {"latency": "any", "status": "join", "reset": "join", "truncate": "file",
                   "corrupt": "file", "slow": "file", "hostile_name": "data"}
 HOSTILE_NAMES = {"dotdot": "../x.mp4", "absolute": "/tmp/x.mp4", "nul": "x\x00.mp4",
@@ -100,9 +104,11 @@ def parse_fault(spec: str) -> Fault:
     if kind.isdigit():
         params.setdefault("code", kind)
         kind = "status"
-    if kind not in HTTP_KINDS | GENERATION_KINDS:
+    if kind not in HTTP_KINDS | GENERATION_KINDS | HANDLER_KINDS:
         raise FaultSpecError(f"{spec!r}: unknown fault kind {kind!r}")
     route = params.pop("route", DEFAULT_ROUTES.get(kind, "any"))
+    if kind in HANDLER_KINDS:  # matched against the function name instead of a URL path
+        route = params.pop("fn", "*")
     fault = Fault(kind=kind, route=ROUTE_ALIASES.get(route, route), spec=spec.strip(), params=params)
     try:
         if "count" in params:

@@ -8,6 +8,8 @@ gradio functions with the recorded signatures.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import inspect
 import json
 import random
 import time
@@ -19,7 +21,7 @@ import gradio as gr
 from . import generation
 from .backend import MockBackend
 from .catalog import Model, base_models, finetunes, get_model, load_models
-from .faults import GENERATION_KINDS, Fault
+from .faults import GENERATION_KINDS, HANDLER_KINDS, Fault
 from .session import Session
 from .spec import Surface, load_surface
 
@@ -106,6 +108,28 @@ class Handlers:
             "load_settings_from_file": self.load_settings_from_file,
             "init_generate": self.init_generate,
         }
+        self.by_name = {name: self._with_busy_fault(name, handler) for name, handler in self.by_name.items()}
+
+    def _with_busy_fault(self, name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """``handler``, first waiting out the ``busy`` faults set for function ``name``; each call
+        that runs is recorded (per session, in order) in the ledger."""
+        def wait(session: Session) -> None:
+            for fault in self.backend.faults.take(HANDLER_KINDS, path=name):
+                time.sleep(fault.number("seconds", 1.0))
+            self.backend.ledger.call(session.id, name)
+
+        if inspect.isgeneratorfunction(handler):
+            @functools.wraps(handler)
+            def generator(session: Session, *args: Any, **kwargs: Any) -> Iterator[Any]:
+                wait(session)
+                yield from handler(session, *args, **kwargs)
+            return generator
+
+        @functools.wraps(handler)
+        def function(session: Session, *args: Any, **kwargs: Any) -> Any:
+            wait(session)
+            return handler(session, *args, **kwargs)
+        return function
 
     # --- form and queue ------------------------------------------------------------------
 

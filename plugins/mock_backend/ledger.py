@@ -18,6 +18,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._runs: list[dict[str, Any]] = []
         self._events: Counter[str] = Counter()
+        self._calls: dict[str, list[str]] = {}
 
     def start(self, *, prompt: str, seed: int, client_id: str, model_type: str, session: str) -> int:
         """Record a generation that started; returns its index for :meth:`finish`."""
@@ -37,17 +38,25 @@ class Ledger:
         with self._lock:
             self._events[name] += 1
 
+    def call(self, session: str, function: str) -> None:
+        """Record that ``function`` (an implemented endpoint, any copy) ran in ``session``."""
+        with self._lock:
+            self._calls.setdefault(session, []).append(function)
+
     def reset(self) -> None:
         with self._lock:
             self._runs.clear()
             self._events.clear()
+            self._calls.clear()
 
     def snapshot(self) -> dict[str, Any]:
         """``{"total", "completed", "failed", "aborted", "by_prompt", "by_seed", "by_client_id",
-        "by_model", "events", "runs"}``; counts are of generations that started."""
+        "by_model", "events", "runs", "calls"}``; counts are of generations that started;
+        ``calls`` maps each session id to the functions it ran, in the order they started."""
         with self._lock:
             runs = [dict(r) for r in self._runs]
             events = dict(self._events)
+            calls = {session: list(names) for session, names in self._calls.items()}
         outcomes = Counter(r["outcome"] for r in runs)
 
         def by(key: str) -> dict[str, int]:
@@ -57,4 +66,4 @@ class Ledger:
                 "failed": outcomes["failed"], "aborted": outcomes["aborted"],
                 "by_prompt": by("prompt"), "by_seed": by("seed"),
                 "by_client_id": by("client_id"), "by_model": by("model_type"),
-                "events": events, "runs": runs}
+                "events": events, "runs": runs, "calls": calls}

@@ -16,6 +16,7 @@ to gradio_client instead of being fetched again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import httpx
 from gradio_client import Client
@@ -35,6 +36,7 @@ from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials
 from vidbridge.redaction import register_secrets
 
+from .compat import use_daemon_workers
 from .errors import translate
 from .signals import SignalQueue, shared_ssl_context
 
@@ -46,12 +48,33 @@ log = logging.getLogger("vidbridge.plugins.wan2gp")
 _CACHE_FORMAT = 1
 
 
-def quiet_environment() -> None:
-    """Switch off gradio/Hugging Face telemetry before any Client exists (``analytics_enabled=False``
-    alone is not enough)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_HUB_FLAG_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_environment() -> Iterator[None]:
+    """While a gradio ``Client`` is built: no request to huggingface.co, and no environment change.
+
+    ``Client()`` builds its User-Agent with huggingface_hub's ``build_hf_headers``; huggingface_hub
+    2.x then looks for "AI agent" harnesses in a registry it fetches from huggingface.co
+    (``GET /api/agent-harnesses``, 3 s timeout, once per process, cached 24 h in ``HF_HOME``) unless
+    its telemetry is off. Only ``HF_HUB_OFFLINE`` / ``HF_HUB_DISABLE_TELEMETRY`` switch that off,
+    and huggingface_hub reads them once, at import: setting them later does nothing, setting them
+    before would change every huggingface_hub user in the host process (and its children). So the
+    flag huggingface_hub reads them into is turned on for the construction only (the lock keeps
+    concurrent constructions from restoring each other's value). Another thread of the host that
+    builds Hub headers in that instant gets a User-Agent without the agent and torch parts.
+    gradio_client's own telemetry thread is switched off in :class:`FastClient`.
+    """
+    from huggingface_hub import constants
+
+    with _HUB_FLAG_LOCK:
+        saved = constants.HF_HUB_DISABLE_TELEMETRY
+        constants.HF_HUB_DISABLE_TELEMETRY = True
+        try:
+            yield
+        finally:
+            constants.HF_HUB_DISABLE_TELEMETRY = saved
 
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:
@@ -370,6 +393,7 @@ class FastClient(Client):
         self._server = server
         self.upload_cache = upload_cache
         super().__init__(server.url, **kwargs)
+        use_daemon_workers(self, kwargs.get("max_workers", 4))  # never block the host's exit
         # Construction ran with an empty dependency list (see _get_config); put the real one back.
         self.config = server.config
         self.endpoints = _LazyEndpoints(self, _CachingEndpoint)
@@ -387,6 +411,11 @@ class FastClient(Client):
 
     def _get_api_info(self) -> dict:
         return self._server.info
+
+    def _telemetry_thread(self) -> None:
+        # gradio_client starts this unless GRADIO_ANALYTICS_ENABLED says otherwise, whatever
+        # analytics_enabled=False says (it ORs the two): a HEAD to huggingface.co per Client.
+        return None
 
 
 def close_client(client: Client | None, download_dir: Path | None = None) -> None:
@@ -417,25 +446,25 @@ def build_client(server: ServerInfo, credentials: Credentials, *, verify_tls: bo
     The httpx timeout has ``read=None`` because a finite read timeout also cuts result streams
     during long silent generation steps.
     """
-    quiet_environment()
     kwargs: dict[str, Any] = {
         "timeout": httpx.Timeout(connect_timeout, read=None),
     }
     if server.cookies:
         kwargs["cookies"] = dict(server.cookies)
     try:
-        return FastClient(
-            server,
-            upload_cache=upload_cache,
-            token=False,  # never the locally saved Hugging Face token: it would go to any server
-            verbose=False,
-            headers=headers_for(credentials) or None,
-            download_files=False,
-            ssl_verify=shared_ssl_context(verify_tls),  # type: ignore[arg-type]  # httpx takes a context
-            analytics_enabled=False,
-            httpx_kwargs=kwargs,
-            max_workers=4,
-        )
+        with quiet_environment():
+            return FastClient(
+                server,
+                upload_cache=upload_cache,
+                token=False,  # never the locally saved Hugging Face token: it would go to any server
+                verbose=False,
+                headers=headers_for(credentials) or None,
+                download_files=False,
+                ssl_verify=shared_ssl_context(verify_tls),  # type: ignore[arg-type]  # httpx takes a context
+                analytics_enabled=False,  # (gradio_client ORs it with GRADIO_ANALYTICS_ENABLED; see FastClient)
+                httpx_kwargs=kwargs,
+                max_workers=4,
+            )
     except VidbridgeError:
         raise
     except Exception as exc:

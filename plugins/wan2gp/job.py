@@ -1,12 +1,23 @@
 """One generation job on one gradio session: WanGP's multi-call flow and its status feed.
 
-Flow (every call on the same Client, see CONTRACT.md): [change_model_from_target, fill_inputs,
-refresh_model_dropdowns] -> save_inputs(target="state") -> refresh_gallery (before) ->
-process_prompt_and_add_tasks -> activate_status + refresh_status_async beside process_tasks ->
-refresh_gallery (after; the diff is this job's output).
+Flow (every call on the same Client, see CONTRACT.md), in the order of WanGP's own Generate chain
+(wgp.py): [change_model_from_target, fill_inputs, refresh_model_dropdowns] ->
+save_inputs(target="state") -> refresh_gallery (before) -> process_prompt_and_add_tasks ->
+activate_status -> refresh_status_async beside process_tasks -> refresh_gallery (after; the diff
+is this job's output) -> finalize_generation -> unload_model_if_needed.
+
+Why the order matters: ``activate_status`` turns the session's status display on and only
+``process_tasks`` turns it off, when it ends. Activated after the task ended, WanGP's status feed
+loops forever and, as gradio runs one feed at a time, every later feed on the server waits behind
+it. So the display is activated, and acknowledged, before ``process_tasks`` is submitted, and
+every activation is followed by a ``process_tasks`` that is never cancelled. ``finalize_generation``
+ends WanGP's ``in_progress``: without it a later abort or clear_queue in this gradio session would
+fire WanGP's model-wide interrupt, stopping whatever another user generates.
 
 A consumer thread drains every gradio update of ``process_tasks`` and the status stream (no update
-is missed, no extra round trip) into a :class:`JobState` that ``vidbridge_status`` waits on.
+is missed, no extra round trip) into a :class:`JobState` that ``vidbridge_status`` waits on. The
+steps after the output is known (finalize, waiting for the feed to end) run after the job is
+reported complete, before its gradio session goes back to the pool.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from vidbridge.models import GenerationRequest, JobStatus, Phase
 
 from .api import EndpointNotFound, update_value
 from .catalog import family_of
+from .compat import end_jobs
 from .errors import cancelled, translate
 from .gallery import GalleryFormatError, GalleryItem, new_items, parse_gallery
 from .payload import FormPlan, media_value, plan_form, validate_for_model
@@ -45,7 +57,9 @@ __all__ = ["Wan2GPJob", "JobState", "prepare"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
-_STATUS_FEED_AFTER = 0.75  # seconds: the status feed starts only for generations that take longer
+#: Seconds the status feed may take to end after process_tasks did (WanGP checks every 0.5 s).
+_FEED_END_GRACE = 5.0
+_AUTOSAVE_NOTE = "Error Queue autosaved"  # WanGP's info after a failed task: not the failure's cause
 _RESTARTED = "has been restarted"  # WanGP's gr.Error when the session's form state is gone
 
 
@@ -158,11 +172,13 @@ class Wan2GPJob:
         self._tasks_job: Any = None
         self._status_job: Any = None
         self._wake = threading.Event()
-        self._status_started = False
         self._cancel_requested = False
         self._server_stopped = False
         self._started_processing = False
         self._consumer: threading.Thread | None = None
+        #: Set once the job is over on this side: outcome reported, WanGP's chain finished and the
+        #: gradio session back in the pool (or closed).
+        self.settled = threading.Event()
         self.started_at = time.time()
 
     def __repr__(self) -> str:
@@ -399,8 +415,15 @@ class Wan2GPJob:
         return []
 
     def _start_processing(self) -> None:
-        """Submit ``process_tasks`` (it runs this session's queue: our one task). The status feed
-        starts later, and only for a generation that takes a while (see :meth:`_wait_for`)."""
+        """WanGP's chain from here: activate the status display, then the feed beside
+        ``process_tasks`` (it runs this session's queue: our one task).
+
+        ``activate_status`` is answered before ``process_tasks`` is submitted (see the module
+        docstring). It is repeated on transient errors (only the display flag is at stake, and
+        the ``process_tasks`` that always follows turns it off again); the server being down
+        still counts as "before the queue", since nothing of this gradio session can run.
+        """
+        self._start_status_feed()
         self._started_processing = True
         self._tasks_job = self._submit_tasks()
         self.state.timings["submitted"] = time.time()
@@ -422,27 +445,25 @@ class Wan2GPJob:
         job.add_done_callback(lambda _: self._wake.set())
 
     def _start_status_feed(self) -> None:
-        """``activate_status`` then ``refresh_status_async`` (chained, never blocking the job)."""
-        self._status_started = True
+        """``activate_status``, answered, then ``refresh_status_async`` submitted (not awaited).
+
+        WanGP answers ``None`` when the last add-task call queued nothing: then no feed is started.
+        """
         api = self.session.api
         if self.pooled is None or not (api.has("activate_status") and api.has("refresh_status_async")):
             return
-        client = self.pooled.client
-
-        def stream(activation: Any) -> None:
-            if activation.exception() is not None or self.state.phase.is_terminal:
-                log.debug("status feed unavailable: %s", activation.exception())
-                return
-            try:
-                self._status_job = client.submit(api_name=api.find("refresh_status_async", exact=[]))
-                self._listen(self._status_job)
-            except Exception as exc:  # noqa: BLE001 - progress is optional; generation is not
-                log.debug("status feed unavailable: %s", exc)
-
+        activated, _ = self._step("activating the status feed", api.find("activate_status", exact=[]))
+        if activated is None:
+            log.debug("%s: WanGP did not activate the status display", self.job_id)
+            return
         try:
-            client.submit(api_name=api.find("activate_status", exact=[])).add_done_callback(stream)
-        except Exception as exc:  # noqa: BLE001
-            log.debug("status feed unavailable: %s", exc)
+            self._status_job = self.pooled.client.submit(api_name=api.find("refresh_status_async", exact=[]))
+        except Exception as exc:  # noqa: BLE001 - progress is optional; generation is not
+            log.info("%s: no status feed: %s", self.job_id, translate(exc, endpoint=self.session.url,
+                                                                       step="starting the status feed"))
+            return
+        self.pooled.feeds.add(self._status_job)
+        self._listen(self._status_job)
 
     # -- following ---------------------------------------------------------------------------------
 
@@ -472,7 +493,7 @@ class Wan2GPJob:
                         changes.update(step=int(match[1]), total_steps=int(match[2]))
         else:
             code = getattr(update, "code", None)
-            if update.log:
+            if update.log and not str(update.log[0]).startswith(_AUTOSAVE_NOTE):
                 changes["message"] = str(update.log[0])
             if not from_status_feed and code == Status.IN_QUEUE:
                 changes.update(phase=Phase.QUEUED, queue_position=update.rank, queue_size=update.queue_size,
@@ -493,7 +514,6 @@ class Wan2GPJob:
         """Apply every update of ``tasks`` and the status feed until ``tasks`` ends; wakes on
         events only. A long silence is checked with a probe: a dead server ends the wait."""
         stall = max(self.session.options.request_timeout, 5.0)
-        feed_at = time.monotonic() + _STATUS_FEED_AFTER
         last_event = time.monotonic()
         while True:
             self._wake.clear()
@@ -512,16 +532,11 @@ class Wan2GPJob:
                 for update in _drain(tasks):
                     self._apply(update, from_status_feed=False)
                 return
-            if not self._status_started and now >= feed_at:
-                self._start_status_feed()
             if now - last_event > stall:
                 if self.session.server_down():
                     raise self._lost("the server stopped answering during the generation")
                 last_event = now
-            wait = stall - (now - last_event) + 0.01
-            if not self._status_started:
-                wait = min(wait, max(0.0, feed_at - now) + 0.001)
-            self._wake.wait(wait)
+            self._wake.wait(stall - (now - last_event) + 0.01)
 
     def _lost(self, what: str) -> BackendConnectionError:
         shown = redact_url(self.session.url)
@@ -530,13 +545,21 @@ class Wan2GPJob:
             "session (a restarted WanGP does not keep them)", endpoint=shown)
 
     def _consume(self) -> None:
-        """Follow ``process_tasks`` to its end, recover what a cut stream hides, collect outputs."""
+        """Follow ``process_tasks`` to its end, recover what a cut stream hides, collect outputs,
+        report the outcome, then finish WanGP's chain before the gradio session is reused."""
+        error: VidbridgeError | None = None
         try:
             self._finish(self._follow())
         except VidbridgeError as exc:
-            self._fail(exc)
+            error = exc
         except Exception as exc:  # never leave the job hanging
-            self._fail(translate(exc, endpoint=self.session.url, step="following the generation"))
+            error = translate(exc, endpoint=self.session.url, step="following the generation")
+        if error is not None:
+            self._fail(error)
+        try:
+            self._wind_down(error)
+        finally:
+            self.settled.set()
 
     def _follow(self) -> list[GalleryItem]:
         """This job's outputs, recovering from a cut result stream.
@@ -561,10 +584,10 @@ class Wan2GPJob:
             except Exception as exc:
                 if self._cancel_requested:
                     raise cancelled(self.session.url, self._server_stopped) from None
-                error = translate(exc, endpoint=self.session.url, step="generating (process_tasks)")
+                error = translate(exc, endpoint=self.session.url,
+                                  step=f"generating with model {self.model!r} (process_tasks)")
                 if not error.retryable:
                     raise error from None
-            self._stop_status_feed()
             if self._cancel_requested:
                 raise cancelled(self.session.url, self._server_stopped)
             if error is not None and self.session.server_down():
@@ -603,26 +626,57 @@ class Wan2GPJob:
         assert self.pooled is not None
         self.pooled.gallery = (self.pooled.gallery or set()) | {item.path for item in outputs}
         self.state.timings["finished"] = time.time()
-        self._release(broken=False)
         self._update(outputs=outputs, phase=Phase.COMPLETED, message=f"{len(outputs)} output(s) ready")
-
-    def _stop_status_feed(self) -> None:
-        if self._status_job is not None and not self._status_job.done():
-            try:
-                self._status_job.result(timeout=2)  # it ends by itself once the session is idle
-            except Exception:
-                pass
 
     def _fail(self, error: VidbridgeError) -> None:
         # What the gradio session still holds after a failed generation is unknown: not reused.
         if self.pooled is not None:
             self.pooled.broken = True
-        self._release(broken=isinstance(error, BackendConnectionError))
         phase = Phase.CANCELLED if self._cancel_requested else Phase.FAILED
-        self._update(error=error, phase=phase)
+        # The message is the cause (WanGP's last info after a failure is only its queue autosave).
+        self._update(error=error, phase=phase, message=str(error))
+
+    def _wind_down(self, error: VidbridgeError | None) -> None:
+        """The end of WanGP's chain, after the job was reported: ``finalize_generation`` (ends
+        ``in_progress``), ``unload_model_if_needed`` (the server's unload policy), and the status
+        feed's own end, before the gradio session goes back to the pool. A feed that does not end
+        is stopped and its gradio session dropped. Skipped when the server is gone."""
+        pooled = self.pooled
+        if pooled is None:
+            return
+        pooled.finishing = True
+        gone = isinstance(error, BackendConnectionError)
+        broken = gone
+        if self._started_processing and not gone and not self.session.closed:
+            api = self.session.api
+            for name, step in (("finalize_generation", "finishing the generation"),
+                               ("unload_model_if_needed", "applying the server's model unload policy")):
+                if not api.has(name):
+                    continue
+                try:
+                    self._call(step, api.find(name, exact=[]))
+                except VidbridgeError as exc:
+                    log.info("%s: %s: %s; this gradio session is not reused", self.job_id, step, exc)
+                    broken = True
+                    break
+        feed = self._status_job
+        if feed is not None and not gone:
+            try:
+                feed.result(timeout=_FEED_END_GRACE)
+            except concurrent.futures.TimeoutError:
+                log.warning("%s: %s: WanGP's status feed did not end with the job; stopping it",
+                            self.job_id, redact_url(self.session.url))
+                broken = True
+            except Exception as exc:  # noqa: BLE001 - the feed only reports; its end is what matters
+                log.debug("%s: status feed ended with %s", self.job_id, type(exc).__name__)
+        self._release(broken=broken)
 
     def _release(self, *, broken: bool) -> None:
         if self.pooled is not None:
+            if self._status_job is not None:
+                self.pooled.feeds.discard(self._status_job)
+                if broken or self.pooled.broken:
+                    end_jobs([self._status_job])
             self.session.release(self.pooled, broken=broken)
 
     # -- status and cancel -------------------------------------------------------------------------
@@ -663,17 +717,18 @@ class Wan2GPJob:
                 return False, "the job had already ended"
             self._cancel_requested = True
         api = self.session.api
-        stopped = False
+        stopped = queued_abort = False
         message = ""
         if self.pooled is not None and self._started_processing:
             try:
                 if self.state.phase is Phase.QUEUED and api.has("abort_generation"):
                     # Not running yet: remove our task by id (the session-wide abort fails
                     # opaquely when nothing runs).
+                    # process_tasks is never cancelled: it must run, even on an empty queue, to turn
+                    # off the status display activate_status turned on (see the module docstring).
                     self._call("cancelling the queued task",
                                api.find("abort_generation", requires=["client_id"]), self.client_id)
-                    if self._tasks_job is not None:
-                        self._tasks_job.cancel()  # frees the gradio queue slot
+                    queued_abort = True
                 else:
                     self._call("aborting the generation", api.find("abort_generation", exact=[]))
                 stopped = True
@@ -683,7 +738,8 @@ class Wan2GPJob:
         else:
             message = "the job had not reached the server's queue"
         self._server_stopped = stopped
-        if not self._started_processing:
+        if not self._started_processing or queued_abort:
+            # Nothing runs for this job any more; the consumer still sees process_tasks end.
             self._update(phase=Phase.CANCELLED, message=message)
         return stopped, message
 

@@ -26,15 +26,20 @@ from vidbridge.httperrors import redact_url
 from vidbridge.models import Credentials, Endpoint
 
 from .api import ApiSurface
+from .compat import end_jobs
 from .connection import ApiCache, FastClient, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
 
-__all__ = ["PooledClient", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
+__all__ = ["PooledClient", "close_pooled", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
 
 #: Environment variable: seconds between two job starts on one server (the request-rate limit).
 MIN_INTERVAL_ENV = "VIDBRIDGE_WAN2GP_MIN_INTERVAL"
 DEFAULT_MIN_INTERVAL = 0.05
 #: Seconds between checks, by a thread waiting for a slot, that its session was not closed.
 _CLOSE_CHECK = 0.1
+#: Longest wait for a gradio session that is finishing its job before opening another one.
+_FINISHING_WAIT = 10.0
+#: Longest wait, in close(), for jobs finishing WanGP's chain.
+_CLOSE_SETTLE = 3.0
 
 
 def min_interval() -> float:
@@ -67,6 +72,16 @@ class PooledClient:
     broken: bool = False
     jobs: int = 0
     gallery: set[str] | None = None  # server paths this session's gallery listed (None: not read yet)
+    feeds: set[Any] = field(default_factory=set)  # status-feed gradio jobs not yet ended
+    finishing: bool = False  # its job has ended; WanGP's chain is being finished (released soon)
+
+
+def close_pooled(pooled: PooledClient) -> None:
+    """Close a gradio session: first stop its status feeds (their event stream would otherwise
+    stay open for as long as the server keeps them), then the Client. Never raises."""
+    end_jobs(list(pooled.feeds))
+    pooled.feeds.clear()
+    close_client(pooled.client)
 
 
 class ServerLimiter:
@@ -194,6 +209,8 @@ class Wan2GPSession:
             with self._lock:
                 if self._closed:  # closed while this thread waited: no new gradio session on it
                     raise self._closed_error()
+                if not fresh:
+                    self._await_finishing()
                 pooled = self._idle.pop() if self._idle and not fresh else None
             if pooled is None:
                 pooled = self._new_client()
@@ -202,7 +219,7 @@ class Wan2GPSession:
                 if not closed:
                     self._busy.add(pooled)
             if closed:
-                close_client(pooled.client)
+                close_pooled(pooled)
                 raise self._closed_error()
             self.limiter.pace()
             return pooled
@@ -210,17 +227,34 @@ class Wan2GPSession:
             self.limiter.slots.release()
             raise
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
+
+    def _await_finishing(self) -> None:
+        """With no idle gradio session but one whose job is finishing WanGP's chain (a fraction of
+        a second), wait for it: cheaper than opening a new one. Called holding ``_lock``."""
+        deadline = time.monotonic() + _FINISHING_WAIT
+        while not self._idle and not self._closed and any(p.finishing for p in self._busy):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._lock.wait(remaining)
+
     def release(self, pooled: PooledClient, *, broken: bool = False) -> None:
         """Give a gradio session back; a broken one is closed and dropped. Idempotent per job."""
         with self._lock:
             if pooled not in self._busy:
                 return
             self._busy.discard(pooled)
+            pooled.finishing = False
             keep = not (broken or pooled.broken or self._closed)
             if keep:
                 self._idle.append(pooled)
+            self._lock.notify_all()
         if not keep:
-            close_client(pooled.client)
+            close_pooled(pooled)
             if broken:
                 # The server may have restarted: its upload folder and our cached paths are gone.
                 self.uploads.clear()
@@ -234,11 +268,16 @@ class Wan2GPSession:
         with self._lock:
             if self._closed:
                 return
+            # A job that just ended is finishing WanGP's chain (finalize_generation ends the
+            # server's "generation in progress"): let it, briefly, rather than cut it off.
+            deadline = time.monotonic() + _CLOSE_SETTLE
+            while any(p.finishing for p in self._busy) and (remaining := deadline - time.monotonic()) > 0:
+                self._lock.wait(remaining)
             self._closed = True
             clients = self._idle + list(self._busy)
             self._idle.clear()
         for pooled in clients:
-            close_client(pooled.client)
+            close_pooled(pooled)
         if self._own_http:
             self.http.close()
 
@@ -257,7 +296,7 @@ class Wan2GPSession:
         with self._lock:
             stale, self._idle = self._idle, []
         for pooled in stale:
-            close_client(pooled.client)
+            close_pooled(pooled)
         return True
 
     def wait_until_up(self, deadline: float, error: Exception) -> None:
