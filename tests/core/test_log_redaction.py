@@ -26,7 +26,8 @@ from vidbridge.redaction import (
 SECRET = "s3cr3t-Canary-91fe"
 
 
-def _record(msg: object, args: tuple | dict | None = (), exc_info=None, name: str = "tests.redaction") -> logging.LogRecord:
+def _record(msg: object, args: tuple | None = (), exc_info=None, name: str = "tests.redaction",
+            ) -> logging.LogRecord:
     # LogRecord itself, not the factory: these tests look at redact_record alone.
     return logging.LogRecord(name, logging.DEBUG, __file__, 1, msg, args, exc_info)
 
@@ -78,6 +79,9 @@ def test_header_lines() -> None:
     assert redact_text(f"Authorization: Bearer {SECRET}") == f"Authorization: {REDACTED}"
     assert redact_text(f"set-cookie:{SECRET}") == f"set-cookie:{REDACTED}"
     assert redact_text("Content-Type: text/plain") == "Content-Type: text/plain"
+    # a secret after a harmless header on the same line, and a name inside a value already hidden
+    assert redact_text("Content-Type: text/plain; x-api-key: abc") == f"Content-Type: text/plain; x-api-key: {REDACTED}"
+    assert redact_text(f"Authorization: Bearer {SECRET}, Cookie: c") == f"Authorization: {REDACTED}"
 
 
 def test_fields_queries_and_urls() -> None:
