@@ -123,3 +123,62 @@ def test_vidbridge_follows_wangps_generate_chain_in_order(connect, vidbridge_moc
 
 
 CHAIN = {"process_prompt_and_add_tasks", "activate_status", "process_tasks", "finalize_generation"}
+
+
+def stick_the_feed(url: str) -> Any:
+    """Make the server's status feed stuck the way a careless client does (activation after the
+    task ended); returns that client, whose ``process_tasks`` on an empty queue unsticks it."""
+    from gradio_client import Client
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "mock_backend"))
+    from mock_helpers import queue_task, save_form
+
+    careless = Client(url, verbose=False, download_files=False)
+    save_form(careless, prompt="careless", num_inference_steps=1, video_length=5)
+    queue_task(careless)
+    careless.predict(api_name="/process_tasks")
+    assert careless.predict(api_name="/activate_status")
+    careless.submit(api_name="/refresh_status_async")
+    while faults.read_counter(url)["events"].get("status_feed_started", 0) < 1:
+        careless.predict(api_name="/activate_status")  # a round trip, not a sleep
+    return careless
+
+
+def test_a_feed_stuck_by_another_client_neither_blocks_the_job_nor_the_exit(vidbridge_mock_subprocess,
+                                                                            tmp_path) -> None:
+    """Whatever the server does with the status stream, the job completes and the process exits:
+    vidbridge stops its own feed (it never got to run) and drops that gradio session."""
+    url = vidbridge_mock_subprocess.url
+    careless = stick_the_feed(url)
+    try:
+        code, document = run_generate(url, tmp_path, "beside a stuck feed")
+        assert code == 0 and document["status"] == "completed", document
+        assert faults.read_counter(url)["by_prompt"].get("beside a stuck feed") == 1
+    finally:
+        assert careless.predict(api_name="/process_tasks") == (None, None, None)  # unstick
+        careless.close()
+    raw_feed_in_ui_order_ends(url)
+
+
+def test_close_ends_every_thread_even_while_the_servers_feed_is_stuck(vidbridge_mock_subprocess, connect,
+                                                                       tmp_path) -> None:
+    import threading
+
+    from vidbridge import GenerationRequest
+    from wan2gp_helpers import run_job
+
+    url = vidbridge_mock_subprocess.url
+    careless = stick_the_feed(url)
+    before = set(threading.enumerate())
+    try:
+        session = connect(url)
+        run_job(session, GenerationRequest(prompt="threads", frames=5, steps=1), tmp_path)
+        session.close()
+        started = [t for t in set(threading.enumerate()) - before if t.name.startswith("wan2gp-")]
+        for thread in started:
+            thread.join(timeout=30)  # each ends on its own once its gradio call was stopped
+        assert not [t.name for t in started if t.is_alive()]
+        assert all(t.daemon for t in set(threading.enumerate()) - before), "a thread would block exit"
+    finally:
+        careless.predict(api_name="/process_tasks")
+        careless.close()
