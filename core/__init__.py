@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "JobCancelledError": "errors",
     "JobTimeoutError": "errors",
     "IntegrityError": "errors",
+    "NotAttachableError": "errors",
     # models
     "Phase": "models",
     "Endpoint": "models",
@@ -50,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "Artifact": "models",
     "Provenance": "models",
     "CancelResult": "models",
+    "JobRef": "refs",
+    "OutputRef": "refs",
     # plugin contract
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
@@ -95,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         JobCancelledError,
         JobFailedError,
         JobTimeoutError,
+        NotAttachableError,
         PluginError,
         RateLimitedError,
         RejectedError,
@@ -117,4 +121,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Provenance,
     )
     from .manager import PluginManager, get_plugin_manager
+    from .refs import JobRef, OutputRef
     from .session import Session

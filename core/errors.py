@@ -17,6 +17,8 @@ its ``retryable`` attribute says whether trying the same thing again may succeed
         ├── JobFailedError           the job ran and failed on the server          (not retryable)
         ├── JobCancelledError        the job was cancelled                         (not retryable)
         ├── JobTimeoutError          a deadline passed (also a ``TimeoutError``)   (retryable)
+        ├── NotAttachableError       a job reference cannot be followed again,
+        │                            ``reason`` says why                           (not retryable)
         └── IntegrityError           a download failed verification (size, SHA-256,
                                      container)                                    (retryable)
 
@@ -45,6 +47,7 @@ __all__ = [
     "JobCancelledError",
     "JobTimeoutError",
     "IntegrityError",
+    "NotAttachableError",
 ]
 
 
@@ -136,6 +139,9 @@ class AuthenticationError(BackendError):
         super().__init__(message, endpoint=endpoint)
         self.reason = reason
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "reason": self.reason}
+
 
 class RejectedError(BackendError):
     """The backend refused the request (its own validation). Not retryable.
@@ -170,3 +176,21 @@ class IntegrityError(BackendError):
     """A downloaded artifact failed verification (size, SHA-256 or container). Retryable."""
 
     retryable = True
+
+
+class NotAttachableError(BackendError):
+    """A job reference (``job.ref``) cannot be followed again through this backend or endpoint.
+
+    ``reason`` is a short machine-readable word: ``"unsupported"`` (the plugin cannot re-attach
+    at all), ``"session_bound"`` (the work belongs to a client session that is gone, e.g. a task
+    queued in a WanGP web-UI gradio session), ``"unknown"`` (the backend no longer knows the job),
+    ``"mismatch"`` (the reference names another backend or endpoint), ``"invalid"`` (malformed).
+    Not retryable.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, reason: str = "unsupported") -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "reason": self.reason}

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
     from .context import ConnectOptions, DiscoverOptions
     from .models import Artifact, CancelResult, Credentials, Endpoint, GenerationRequest, JobStatus
+    from .refs import JobRef, OutputRef
 
 PROJECT_NAME = "vidbridge"
 
@@ -96,8 +97,28 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: Con
 
 
 @hookspec(firstresult=True)
+def vidbridge_validate(session: Any, request: GenerationRequest) -> None:
+    """Check ``request`` for this backend without any network call (optional hook).
+
+    Called by ``Session.submit()`` on the host's own thread, before it returns the job, so bad
+    input fails there: use only what the session already knows (its cached API description,
+    model rules). :func:`vidbridge_submit` runs later, on the job's thread, when a slot is free.
+
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param request: the request.
+    :raises InvalidRequestError: naming the field and what is allowed.
+
+    Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
 def vidbridge_submit(session: Any, request: GenerationRequest, job_id: str) -> Any:
     """Validate ``request`` for this backend and start generating it.
+
+    Runs on the job's own thread, once the core's local queue gave the job a slot (at most
+    ``ConnectOptions.max_sessions`` jobs of one client run at once per endpoint): it may block
+    for the requests that start the job, never for the generation itself.
 
     Validate everything that can be checked locally *before* any network call and raise
     :class:`~vidbridge.InvalidRequestError` naming the field and what is allowed. Never retry a
@@ -167,6 +188,56 @@ def vidbridge_cancel(session: Any, handle: Any) -> CancelResult | None:
     :param handle: the job handle returned by :func:`vidbridge_submit`.
     :returns: :class:`~vidbridge.CancelResult` whose ``server_stopped`` says whether the backend
         stopped the work (``False``: only the client stopped waiting).
+
+    Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def vidbridge_job_ref(session: Any, handle: Any) -> dict[str, Any] | None:
+    """The backend's own ids for this job, to find its work again later (optional hook).
+
+    The core calls it after ``submit`` and after each status change until it returns a value, and
+    stores the answer as ``job.ref.data``. Return only JSON values (no secrets: references are
+    written to files and ledgers), or ``None`` while the backend has not given its ids yet.
+
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param handle: the job handle returned by :func:`vidbridge_submit`.
+    :returns: a JSON-able dict, or ``None``.
+
+    Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def vidbridge_attach(session: Any, ref: JobRef) -> Any:
+    """Follow again the work a job reference names, from a new session (optional hook).
+
+    ``ref.data`` is what :func:`vidbridge_job_ref` returned, possibly in another process. Return a
+    job handle that ``status``, ``fetch``, ``outputs`` and ``cancel`` accept, in the state the
+    backend reports now (it may be already completed). Without this hook the core raises
+    :class:`~vidbridge.NotAttachableError` with ``reason="unsupported"``.
+
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param ref: the reference (``ref.backend`` is this plugin, ``ref.endpoint`` this endpoint).
+    :returns: a job handle.
+    :raises NotAttachableError: the backend cannot find this work again; ``reason`` says why
+        (``"session_bound"``, ``"unknown"``, ``"invalid"``...).
+
+    Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def vidbridge_outputs(session: Any, handle: Any) -> list[OutputRef] | None:
+    """The finished job's outputs as they are on the backend, without downloading (optional hook).
+
+    Called for jobs submitted with ``download=False`` once ``status`` reported ``completed``
+    (``job.outputs()``); ``job.fetch(destination)`` then downloads through ``vidbridge_fetch``.
+
+    :param session: the object returned by :func:`vidbridge_connect`.
+    :param handle: the job handle.
+    :returns: :class:`~vidbridge.OutputRef` list (name, URL, size when known).
 
     Stops at the first non-None result.
     """
