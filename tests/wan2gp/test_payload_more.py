@@ -159,9 +159,13 @@ def test_lora_weights_are_written_compactly() -> None:
     assert plan.values["loras_choices"] == ["a", "b"] and plan.values["loras_multipliers"] == "1.25 0.1"
 
 
+# The first bytes of each kind: GenerationRequest checks that an input's content matches its name.
+_MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".mp4": b"\x00\x00\x00\x18ftypisom", ".wav": b"RIFF\x24\x00\x00\x00WAVE"}
+
+
 def _media(tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
-    path.write_bytes(b"\x00media")
+    path.write_bytes(_MAGIC[path.suffix] + b"media")
     return path
 
 

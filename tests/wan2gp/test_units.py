@@ -111,8 +111,8 @@ def test_unknown_preset_and_preset_for_wrong_family() -> None:
 
 def test_images_set_image_prompt_type(tmp_path: Path) -> None:
     start, end = tmp_path / "a.png", tmp_path / "b.png"
-    start.write_bytes(b"\x89PNG....")
-    end.write_bytes(b"\x89PNG....")
+    start.write_bytes(b"\x89PNG\r\n\x1a\n....")
+    end.write_bytes(b"\x89PNG\r\n\x1a\n....")
     plan = plan_form(GenerationRequest(prompt="p", image_start=start, image_end=end))
     assert plan.values["image_prompt_type"] == "SE"
     assert plan.media == {"image_start": [start], "image_end": [end]}
