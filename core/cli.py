@@ -15,10 +15,12 @@ import contextlib
 import enum
 import json
 import logging
+import math
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 __all__ = ["main", "ExitCode", "build_parser"]
 
@@ -94,6 +96,97 @@ def _add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
 
 
+#: ``generate`` options by the request field they set (the others set the field of their own name).
+_OPTION_OF_FIELD = {
+    "prompt": "the prompt", "negative_prompt": "--negative", "model": "--model", "resolution": "--resolution",
+    "frames": "--frames", "steps": "--steps", "guidance": "--guidance", "seed": "--seed", "sampler": "--sampler",
+    "loras": "--lora", "preset": "--preset", "image_start": "--image-start", "image_end": "--image-end",
+    "video": "--video", "audio": "--audio", "ref_images": "--ref-image", "settings_file": "--settings",
+    "settings": "--set",
+}
+_FIELD_OF_DEST = {"negative": "negative_prompt", "lora": "loras", "ref_image": "ref_images",
+                  "settings": "settings_file", "header": "header"}
+_TIMEOUT_MAX = 30 * 24 * 3600.0
+_TIMEOUT_ALLOWED = "a number of seconds greater than 0 and at most 2592000 (30 days)"
+
+
+class _Number:
+    """An argparse type: a finite ``int`` or ``float`` (``float()`` accepts nan and inf; this does not).
+
+    ``minimum`` (exclusive) and ``maximum`` bound it when given. The ranges of request fields are
+    checked by :class:`~vidbridge.GenerationRequest`, so that the Python API gets the same checks.
+    """
+
+    def __init__(self, kind: type, allowed: str, *, minimum: float | None = None,
+                 maximum: float | None = None) -> None:
+        self.kind, self.allowed, self.minimum, self.maximum = kind, allowed, minimum, maximum
+
+    def __call__(self, text: str) -> Any:
+        from .models import excerpt
+
+        try:
+            value = self.kind(text)
+        except ValueError:  # also an integer of more digits than Python converts
+            value = None
+        if value is None or not math.isfinite(value) or (self.minimum is not None and value <= self.minimum) \
+                or (self.maximum is not None and value > self.maximum):
+            raise argparse.ArgumentTypeError(f"{excerpt(text, 40)} is not {self.allowed}")
+        return value
+
+
+class _UsageProblem(Exception):
+    """Raised by :meth:`_GenerateParser.error` in place of argparse's exit."""
+
+
+class _GenerateParser(argparse.ArgumentParser):
+    """The ``generate`` sub-parser: a usage error (missing value, unknown option, a number that
+    is not one) is kept as an :class:`~vidbridge.InvalidRequestError` in ``usage_error`` and
+    reported by the command like any invalid request: exit 2, and with ``--json`` one JSON
+    document on stdout, instead of argparse's usage text and exit."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        from .errors import InvalidRequestError
+        from .models import excerpt
+
+        words = list(sys.argv[1:] if args is None else args)
+        namespace = argparse.Namespace() if namespace is None else namespace
+        try:
+            namespace, extras = super().parse_known_args(words, namespace)
+        except _UsageProblem as problem:
+            namespace.usage_error = problem.args[0]
+        else:
+            if not extras:
+                return namespace, []
+            namespace.usage_error = InvalidRequestError(
+                f"unrecognized arguments: {excerpt(' '.join(extras))} (see vidbridge generate --help)",
+                field=None, allowed="the options of vidbridge generate --help")
+        # parsing stopped early: --json may not have been reached (argparse accepts its prefixes)
+        options = words[:words.index("--")] if "--" in words else words
+        namespace.json = bool(getattr(namespace, "json", False)) or any(
+            len(word) > 2 and "--json".startswith(word) for word in options)
+        return namespace, []
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        from .errors import InvalidRequestError
+        from .models import excerpt
+
+        field, allowed = None, "the options of vidbridge generate --help"
+        named = re.match(r"argument ([^:]+): ", message)
+        if message.startswith("the following arguments are required: prompt"):
+            field, allowed = "prompt", "a prompt: vidbridge generate 'what to generate' [options]"
+        elif named:
+            action = next((item for item in self._actions
+                           if named[1] in ("/".join(item.option_strings), item.dest, item.metavar)), None)
+            if action is not None:
+                field = _FIELD_OF_DEST.get(action.dest, action.dest)
+                allowed = getattr(action.type, "allowed", None) or action.help or allowed
+        # argparse quotes values in some messages ("ignored explicit argument '...'"): keep it short
+        text = message if len(message) <= 300 else excerpt(message, 300)
+        raise _UsageProblem(InvalidRequestError(f"{text} (see vidbridge generate --help)",
+                                                field=field, allowed=allowed))
+
+
 def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     """The argument parser, including the commands plugins register."""
     parser = argparse.ArgumentParser(
@@ -122,15 +215,17 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     models.set_defaults(handler=_cmd_models)
 
     generate = commands.add_parser("generate", help="generate a video and download it")
+    # its usage errors are reported like invalid requests (exit 2, one JSON document with --json)
+    generate.__class__ = _GenerateParser
     generate.add_argument("prompt")
     _add_connection_arguments(generate)
     request = generate.add_argument_group("request")
     request.add_argument("--model", help="model id, e.g. t2v_1.3B (default: the server's current model)")
     request.add_argument("--resolution", help="WIDTHxHEIGHT, e.g. 832x480")
-    request.add_argument("--frames", type=int, help="number of frames (Wan: 4k+1, e.g. 17, 81)")
-    request.add_argument("--steps", type=int, help="denoising steps")
-    request.add_argument("--guidance", type=float, help="guidance scale")
-    request.add_argument("--seed", type=int, help="seed (-1: random)")
+    request.add_argument("--frames", type=_Number(int, "an integer"), help="number of frames (Wan: 4k+1, e.g. 17, 81)")
+    request.add_argument("--steps", type=_Number(int, "an integer"), help="denoising steps")
+    request.add_argument("--guidance", type=_Number(float, "a finite number"), help="guidance scale")
+    request.add_argument("--seed", type=_Number(int, "an integer"), help="seed (-1: random)")
     request.add_argument("--sampler", help="sampler / solver name")
     request.add_argument("--negative", default="", help="negative prompt")
     request.add_argument("--image-start", type=Path, help="start image (image-to-video)")
@@ -143,7 +238,8 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     request.add_argument("--settings", type=Path, help="a backend settings export (Wan2GP 'Export Settings' JSON)")
     request.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="backend field (repeatable)")
     generate.add_argument("--output", type=Path, default=Path("outputs"), help="output folder (default ./outputs)")
-    generate.add_argument("--timeout", type=float, help="seconds the whole job may take")
+    generate.add_argument("--timeout", type=_Number(float, _TIMEOUT_ALLOWED, minimum=0.0, maximum=_TIMEOUT_MAX),
+                          help="seconds the whole job may take")
     generate.add_argument("--backend", help="plugin to use (default: the one that recognises the server)")
     _add_json_argument(generate)
     generate.set_defaults(handler=_cmd_generate)
@@ -167,7 +263,7 @@ def _version() -> str:
 def credentials_from_args(args: argparse.Namespace) -> Any:
     """Credentials from flags and environment (``VIDBRIDGE_PASSWORD``, ``VIDBRIDGE_TOKEN``)."""
     from .errors import InvalidRequestError
-    from .models import Credentials
+    from .models import Credentials, field_labels
 
     headers = {}
     for number, raw in enumerate(args.header, 1):
@@ -183,33 +279,82 @@ def credentials_from_args(args: argparse.Namespace) -> Any:
     password = args.password or os.environ.get("VIDBRIDGE_PASSWORD")
     username = args.username or os.environ.get("VIDBRIDGE_USERNAME")
     if password and not username:
-        raise InvalidRequestError("a password needs --username", field="username")
+        raise InvalidRequestError("a password needs --username", field="username",
+                                  allowed="--username NAME (or VIDBRIDGE_USERNAME) with the password")
     if args.username and not password:
         raise InvalidRequestError(
-            "--username needs a password: set VIDBRIDGE_PASSWORD (or --password)", field="password"
+            "--username needs a password: set VIDBRIDGE_PASSWORD (or --password)", field="password",
+            allowed="the password in VIDBRIDGE_PASSWORD (or --password, which other users can see)"
         )
-    return Credentials(
-        username=username if password else None,
-        password=password if username else None,
-        token=args.token or os.environ.get("VIDBRIDGE_TOKEN"),
-        headers=headers,
-    )
+    labels = {"username": "--username", "password": "--password (or VIDBRIDGE_PASSWORD)",
+              "token": "--token (or VIDBRIDGE_TOKEN)", "headers": "--header"}
+    try:
+        with field_labels(labels):
+            return Credentials(
+                username=username if password else None,
+                password=password if username else None,
+                token=args.token or os.environ.get("VIDBRIDGE_TOKEN"),
+                headers=headers,
+            )
+    except InvalidRequestError as exc:
+        if exc.field != "headers":
+            raise
+        exc.field = "header"  # the option's name, as for the header errors above
+        raise
+
+
+_SET_ALLOWED = "KEY=JSON, e.g. --set flow_shift=3 or --set 'sample_solver=\"causvid\"' (text in JSON quotes)"
+
+
+def _settings_from_args(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=JSON`` values; text that is not JSON is refused, not sent as a string."""
+    from .errors import InvalidRequestError
+    from .models import excerpt
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidRequestError(f"--set {excerpt(item)}: expected KEY=VALUE, VALUE in JSON", field="set",
+                                      allowed=_SET_ALLOWED)
+        if key in settings:
+            raise InvalidRequestError(f"--set {excerpt(key, 40)}: given twice", field="set", allowed=_SET_ALLOWED)
+        try:
+            settings[key] = json.loads(raw, parse_constant=no_constant)  # NaN, Infinity: not JSON
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise InvalidRequestError(
+                f"--set {excerpt(key, 40)}: the value is not JSON ({reason}; got {excerpt(raw, 40)}, "
+                f"{len(raw)} characters); text needs JSON quotes: --set '{excerpt(key, 40)[1:-1]}=\"...\"'",
+                field="set", allowed=_SET_ALLOWED) from None
+    return settings
+
+
+def _loras_from_args(items: Sequence[str]) -> tuple[Any, ...]:
+    from .errors import InvalidRequestError
+    from .models import LoRA
+
+    loras = []
+    for text in items:
+        try:
+            loras.append(LoRA.parse(text))
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"--lora: {exc.message}", field="loras", allowed=exc.allowed) from None
+    return tuple(loras)
 
 
 def request_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`GenerationRequest` the ``generate`` flags describe."""
-    from .errors import InvalidRequestError
-    from .models import GenerationRequest, LoRA
+    """The :class:`GenerationRequest` the ``generate`` flags describe.
 
-    settings: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidRequestError(f"--set {item!r}: expected KEY=VALUE", field="set")
-        try:
-            settings[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            settings[key] = raw
+    :raises InvalidRequestError: anything invalid, the message naming the option (``--frames``,
+        ``--set KEY``); checked before any network call, input files included.
+    """
+    from .models import GenerationRequest, field_labels
+
     fields = {
         "prompt": args.prompt,
         "negative_prompt": args.negative,
@@ -220,7 +365,7 @@ def request_from_args(args: argparse.Namespace) -> Any:
         "guidance": args.guidance,
         "seed": args.seed,
         "sampler": args.sampler,
-        "loras": tuple(LoRA.parse(text) for text in args.lora),
+        "loras": _loras_from_args(args.lora),
         "preset": args.preset,
         "image_start": args.image_start,
         "image_end": args.image_end,
@@ -228,9 +373,63 @@ def request_from_args(args: argparse.Namespace) -> Any:
         "audio": args.audio,
         "ref_images": tuple(args.ref_image),
         "settings_file": args.settings,
-        "settings": settings,
+        "settings": _settings_from_args(args.set),
     }
-    return GenerationRequest(**fields)
+    with field_labels(_OPTION_OF_FIELD):
+        return GenerationRequest(**fields)
+
+
+def _check_output_dir(path: Path) -> None:
+    """Refuse an ``--output`` that cannot become a folder we write into (checked before the network)."""
+    from .errors import InvalidRequestError
+    from .models import excerpt
+
+    def refuse(problem: str) -> NoReturn:
+        raise InvalidRequestError(f"--output {excerpt(str(path), 80, tail=True)} {problem}", field="output",
+                                  allowed="a folder that exists or can be created, and is writable")
+
+    if "\0" in str(path):  # Path.exists() says False for it, the mkdir later would fail
+        refuse("cannot be used: it contains a NUL character")
+    try:
+        existing = path.absolute()
+        while not existing.exists():  # the filesystem root always exists
+            if existing.is_symlink():
+                refuse(f"cannot be created: {excerpt(str(existing), 80, tail=True)} is a link to nothing")
+            existing = existing.parent
+        is_dir = existing.is_dir()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a loop of links
+        refuse(f"cannot be used ({exc})")
+    if not is_dir:
+        refuse("is a file, not a folder" if existing == path.absolute()
+               else f"cannot be created: {excerpt(str(existing), 80, tail=True)} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        refuse(f"is not writable ({excerpt(str(existing), 80, tail=True)})")
+
+
+def _check_generate_args(args: argparse.Namespace, manager: Any) -> tuple[Any, Any]:
+    """Every ``generate`` argument checked before anything connects or starts: ``(request, credentials)``.
+
+    :raises InvalidRequestError: the first bad argument, named.
+    """
+    from .errors import InvalidRequestError
+    from .models import Endpoint, build, excerpt, field_labels
+
+    if getattr(args, "usage_error", None) is not None:
+        raise args.usage_error
+    request = request_from_args(args)
+    credentials = credentials_from_args(args)
+    if len(args.url) > 1:
+        raise InvalidRequestError(f"--url given {len(args.url)} times: generate uses one server", field="url",
+                                  allowed="one --url")
+    with field_labels({"url": "--url"}):
+        for url in args.url:
+            build(Endpoint, url=url)
+    _check_output_dir(args.output)
+    if args.backend is not None and args.backend not in manager.backend_names():
+        names = ", ".join(manager.backend_names()) or "none loaded"
+        raise InvalidRequestError(f"--backend: no loaded plugin is called {excerpt(args.backend, 40)}",
+                                  field="backend", allowed=names)
+    return request, credentials
 
 
 def _client(args: argparse.Namespace, manager: Any) -> Any:
@@ -322,10 +521,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     document: dict[str, Any] = {"status": None, "backend": None, "endpoint": None, "artifacts": []}
     try:
-        request = request_from_args(args)  # refuse bad input before any network call
+        # every argument is refused here if bad: before any network call or embedded backend start
+        request, credentials = _check_generate_args(args, manager)
         with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, embedded):
             document.update(backend=endpoint.backend, endpoint=endpoint.url, embedded=embedded)
-            with client.connect(endpoint, credentials=credentials_from_args(args)) as session:
+            with client.connect(endpoint, credentials=credentials, backend=args.backend) as session:
                 with ProgressDisplay(enabled=not args.json) as display:
                     job = session.submit(request, output_dir=args.output, timeout=args.timeout,
                                          on_status=display.update)

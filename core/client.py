@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -37,6 +39,25 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("vidbridge"))
+
+
+_UNRECOGNISED = "no plugin recognised this server"
+
+
+def _reachability(url: str, timeout: float) -> str | None:
+    """Why nothing answers at ``url`` (refused, unknown host, unreachable), or ``None`` if a TCP
+    connection opens: a server is there."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return f"connection refused (nothing listens on {host}:{port})"
+    except socket.gaierror:
+        return f"cannot resolve host {host!r}"
+    except OSError as exc:  # timed out, no route to host...
+        return f"unreachable ({exc.strerror or type(exc).__name__})"
 
 
 def _credentials(value: Credentials | Mapping[str, Any] | None) -> Credentials:
@@ -151,7 +172,7 @@ class Client:
                 if known is None or (endpoint.healthy and endpoint.backend and not (known.healthy and known.backend)):
                     merged[endpoint.url] = endpoint
         for url in checked:
-            merged.setdefault(url, Endpoint(url=url, healthy=False, note="no plugin recognised this server"))
+            merged.setdefault(url, Endpoint(url=url, healthy=False, note=_UNRECOGNISED))
         return sorted(merged.values(), key=lambda endpoint: (not endpoint.healthy, endpoint.url))
 
     def identify(self, url: str, credentials: Credentials | Mapping[str, Any] | None = None) -> Endpoint:
@@ -164,7 +185,11 @@ class Client:
         wanted = build(Endpoint, url=url).url
         endpoint = next(item for item in endpoints if item.url == wanted)
         if not (endpoint.healthy and endpoint.backend):
-            raise BackendConnectionError(f"cannot use {wanted}: {endpoint.note or 'unreachable'}", endpoint=wanted)
+            note = endpoint.note or "unreachable"
+            if note == _UNRECOGNISED:  # plugins leave out what does not answer: say which it is
+                note = _reachability(wanted, self._options.connect_timeout) or (
+                    f"it answers, but {_UNRECOGNISED} (backends: {', '.join(self.plugin_manager.backend_names())})")
+            raise BackendConnectionError(f"cannot use {wanted}: {note}", endpoint=wanted)
         return endpoint
 
     async def adiscover(self, urls: Iterable[str] = (), **kwargs: Any) -> list[Endpoint]:

@@ -220,7 +220,7 @@ def test_a_mistyped_header_does_not_print_its_value(run: Any) -> None:
 def test_credentials_and_settings_from_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     parser = build_parser()
     args = parser.parse_args(["generate", "p", "--username", "ann", "--header", "X-Key:  v1 ", "--token", "hf_x",
-                              "--set", "flow_shift=3", "--set", "name=plain text", "--set", "obj={\"a\": [1]}",
+                              "--set", "flow_shift=3", "--set", "name=\"plain text\"", "--set", "obj={\"a\": [1]}",
                               "--lora", "a.safetensors:0.5", "--lora", "b"])
     monkeypatch.setenv("VIDBRIDGE_PASSWORD", "pw")
     credentials = credentials_from_args(args)

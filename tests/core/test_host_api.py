@@ -383,7 +383,7 @@ def test_discover_merges_and_reports_unknown_urls(backend, vidbridge_client):
 
 
 def test_connect_errors(backend, vidbridge_client):
-    with pytest.raises(BackendConnectionError, match="no plugin recognised"):
+    with pytest.raises(BackendConnectionError, match="cannot resolve host 'other.local'"):
         vidbridge_client.connect("http://other.local:1")
     with pytest.raises(PluginError, match="no loaded plugin can connect to ghost"):
         vidbridge_client.connect("http://other.local:1", backend="ghost")
