@@ -533,8 +533,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                     try:
                         artifacts = job.result()
                     except KeyboardInterrupt:
-                        _say("interrupted: cancelling the job on the server...")
-                        job.cancel()
+                        completed = _cancel_after_interrupt(job)
+                        # Files already named are kept (all of them if the job completed anyway,
+                        # those before the cancel of a multi-file download): the JSON lists them.
+                        document["artifacts"] = [artifact.to_summary() for artifact in job.artifacts]
+                        if not completed:
+                            raise
+                        artifacts = job.artifacts
+                    except Exception:
+                        document["artifacts"] = [artifact.to_summary() for artifact in job.artifacts]
                         raise
                 document["status"] = job.status().phase.value
                 document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
@@ -548,6 +555,30 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return code
     _finish(args, document)
     return ExitCode.OK
+
+
+def _cancel_after_interrupt(job: Any) -> bool:
+    """Cancel ``job`` after a Ctrl-C and wait for it to end; True if it completed all the same.
+
+    Another Ctrl-C while the artifacts download is acknowledged, not obeyed: leaving then would
+    leave a partial file, or a finished one that the JSON does not report, and stopping the
+    download takes one network read. In other phases nothing is on disk yet, so it is obeyed.
+    """
+    from .models import Phase
+
+    _say("interrupted: cancelling the job on the server...")
+    while True:
+        try:
+            job.cancel()
+            break
+        except KeyboardInterrupt:
+            if job.status().phase is not Phase.DOWNLOADING:
+                raise
+            _say("still stopping the download (removing its partial file)...")
+    if job.status().phase is Phase.COMPLETED:
+        _say("the job had completed before it could be cancelled: its artifacts are kept")
+        return True
+    return False
 
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:

@@ -367,8 +367,11 @@ def test_generate_text_output_prints_phases_then_the_file(run: Any, vidbridge_mo
     assert size == f"{path.stat().st_size} bytes"
     phases = [line.split("  ")[0] for line in err.splitlines()]
     assert phases[-1] == "completed" and "downloading" in phases
-    # One line per phase change: consecutive lines differ (queue position moves excepted).
-    assert all(a != b or a == "queued" for a, b in zip(phases, phases[1:]))
+    # One line per phase change: consecutive lines differ (queue position moves and download
+    # quarters excepted); the download lines count its bytes up to the total.
+    assert all(a != b or a in ("queued", "downloading") for a, b in zip(phases, phases[1:]))
+    size_text = f"{path.stat().st_size:,}"
+    assert f"downloading  {size_text}/{size_text} bytes" in err.splitlines()
 
 
 def test_generate_text_error_is_one_line_on_stderr(run: Any, vidbridge_mock: Any, tmp_path: Path) -> None:
