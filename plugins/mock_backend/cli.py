@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Sequence
+from typing import Any, Sequence
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -45,8 +45,19 @@ def build_arg_parser() -> argparse.ArgumentParser:
     return add_arguments(parser)
 
 
+class _StopDuringStartup(BaseException):
+    """Raised by the signal handler to abandon a start-up that a stop signal interrupted.
+
+    A BaseException, like KeyboardInterrupt: gradio's import runs code under ``except Exception``
+    that would swallow it and carry on starting."""
+
+
 def serve(args: argparse.Namespace) -> int:
-    """Run a server with parsed ``args`` until SIGINT/SIGTERM; prints the URL first."""
+    """Run a server with parsed ``args`` until SIGINT/SIGTERM; prints the URL first.
+
+    A signal during the start-up (seconds of importing gradio and building the app, far more on
+    a loaded machine) abandons it at once instead of finishing it first; no URL is printed then.
+    """
     from .server import MockServer
 
     server = MockServer(host=args.host, port=args.port, step_delay=args.step_delay, auth=args.auth,
@@ -54,13 +65,31 @@ def serve(args: argparse.Namespace) -> int:
                         output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
                         allow_exit=True)
     stop = threading.Event()
+    starting = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+        if starting.is_set():
+            starting.clear()  # raise once: a second signal must not interrupt the clean-up
+            raise _StopDuringStartup
+
     # Our handlers only while serving: a caller that runs serve() in-process gets its own back.
-    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, Any] = {}
     try:
-        with server:
+        try:
+            starting.set()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, on_signal)
+            server.start()
+            starting.clear()
+        except _StopDuringStartup:
+            pass
+        if not stop.is_set():
             print(f"Running on {server.url}", flush=True)
             stop.wait()
     finally:
+        starting.clear()
+        server.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0

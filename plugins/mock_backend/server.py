@@ -105,8 +105,9 @@ class MockServer:
             except BaseException as exc:  # surfaced by start(), not lost in the thread
                 errors.append(exc)
 
-        self._thread = threading.Thread(target=run, name="vidbridge-mock-server", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=run, name="vidbridge-mock-server", daemon=True)
+        thread.start()
+        self._thread = thread  # only once started: stop() after a start-up cut short must not join a new thread
         while not self._server.started:
             if errors or not self._thread.is_alive():
                 self._server = None
