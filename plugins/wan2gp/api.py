@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from vidbridge.errors import InvalidRequestError
+from vidbridge import InvalidRequestError
 
 __all__ = ["Parameter", "ApiSurface", "EndpointNotFound", "update_value"]
 

@@ -31,10 +31,8 @@ import httpx
 from gradio_client import Client
 from gradio_client import client as gc_client_module
 
-from vidbridge.errors import AuthenticationError, BackendConnectionError, VidbridgeError
-from vidbridge.httperrors import redact_url
-from vidbridge.models import Credentials
-from vidbridge.redaction import register_secrets
+from vidbridge import AuthenticationError, BackendConnectionError, Credentials, VidbridgeError
+from vidbridge.backend import redact_url, register_secrets
 
 from .compat import use_daemon_workers
 from .errors import translate

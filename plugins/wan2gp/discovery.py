@@ -31,10 +31,8 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from vidbridge.context import DiscoverOptions
-from vidbridge.errors import AuthenticationError, BackendError
-from vidbridge.httperrors import redact_url
-from vidbridge.models import Credentials, Endpoint
+from vidbridge import AuthenticationError, BackendError, Credentials, DiscoverOptions, Endpoint
+from vidbridge.backend import redact_url
 
 from . import catalog
 from .connection import _http_get, headers_for, login

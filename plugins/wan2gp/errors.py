@@ -15,8 +15,8 @@ import httpx
 from gradio_client import exceptions as gc_exceptions
 from gradio_client import utils as gc_utils
 
-from vidbridge.httperrors import redact_url, translate_http_error
-from vidbridge.errors import (
+from vidbridge.backend import redact_url, translate_http_error
+from vidbridge import (
     AuthenticationError,
     BackendConnectionError,
     BackendError,

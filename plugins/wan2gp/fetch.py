@@ -6,10 +6,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from vidbridge.download import download_verified
-from vidbridge.errors import JobFailedError, VidbridgeError
-from vidbridge.httperrors import redact_url
-from vidbridge.models import Artifact, Provenance
+from vidbridge.backend import download_verified, redact_url
+from vidbridge import Artifact, JobFailedError, Provenance, VidbridgeError
 
 from .connection import headers_for
 from .job import Wan2GPJob, file_url

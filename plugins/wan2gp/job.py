@@ -32,18 +32,19 @@ from typing import Any, Callable
 
 from gradio_client.utils import Status
 
-from vidbridge.errors import (
+from vidbridge import (
     BackendConnectionError,
+    GenerationRequest,
     InvalidRequestError,
     JobFailedError,
+    JobStatus,
+    Phase,
     RateLimitedError,
     RejectedError,
     TransientServerError,
     VidbridgeError,
 )
-from vidbridge.httperrors import redact_url
-from vidbridge.retry import retrying
-from vidbridge.models import GenerationRequest, JobStatus, Phase
+from vidbridge.backend import redact_url, retrying
 
 from .api import EndpointNotFound, update_value
 from .catalog import family_of

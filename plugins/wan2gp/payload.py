@@ -15,8 +15,7 @@ from typing import Any, Mapping
 
 from gradio_client import handle_file
 
-from vidbridge.errors import InvalidRequestError
-from vidbridge.models import GenerationRequest
+from vidbridge import GenerationRequest, InvalidRequestError
 
 from .api import ApiSurface
 from .catalog import PRESETS, family_of, frame_rule, is_image_family

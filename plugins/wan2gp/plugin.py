@@ -9,16 +9,24 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from vidbridge import hookimpl
-from vidbridge.context import ConnectOptions, DiscoverOptions
-from vidbridge.errors import BackendConnectionError, JobTimeoutError
-from vidbridge.httperrors import redact_url
-from vidbridge.models import Artifact, CancelResult, Credentials, Endpoint, GenerationRequest, JobStatus
-from vidbridge.retry import retrying
+from vidbridge import (
+    hookimpl,
+    Artifact,
+    BackendConnectionError,
+    CancelResult,
+    ConnectOptions,
+    Credentials,
+    DiscoverOptions,
+    Endpoint,
+    GenerationRequest,
+    JobStatus,
+    JobTimeoutError,
+)
+from vidbridge.backend import redact_url, retrying
 
 from . import discovery
 from .fetch import fetch_outputs
-from .job import Wan2GPJob
+from .job import Wan2GPJob, prepare
 from .session import Wan2GPSession
 
 __all__ = ["vidbridge_discover", "vidbridge_connect", "vidbridge_submit", "vidbridge_status", "vidbridge_fetch",
@@ -43,6 +51,12 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: Con
             return Wan2GPSession(endpoint, credentials, options)
     raise BackendConnectionError(f"{redact_url(endpoint.url)}: cannot connect",  # pragma: no cover
                                  endpoint=redact_url(endpoint.url))
+
+
+@hookimpl
+def vidbridge_validate(session: Wan2GPSession, request: GenerationRequest) -> None:
+    """Everything checkable without the network (cached API description, model rules)."""
+    prepare(session, request)
 
 
 @hookimpl

@@ -20,10 +20,8 @@ from typing import Any
 
 import httpx
 
-from vidbridge.context import ConnectOptions
-from vidbridge.errors import BackendConnectionError, JobTimeoutError
-from vidbridge.httperrors import redact_url
-from vidbridge.models import Credentials, Endpoint
+from vidbridge import BackendConnectionError, ConnectOptions, Credentials, Endpoint, JobTimeoutError
+from vidbridge.backend import redact_url
 
 from .api import ApiSurface
 from .compat import end_jobs
