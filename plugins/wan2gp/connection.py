@@ -82,13 +82,22 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
 
 
 class ApiCache:
-    """API descriptions by config fingerprint: in memory (per process) and on disk (``cache_dir``)."""
+    """API descriptions by config fingerprint: in this object's memory and on disk (``cache_dir``).
 
-    _memory: dict[str, dict[str, Any]] = {}
-    _lock = threading.Lock()
+    The memory part belongs to the object (a session's), so it dies with it; only the disk part
+    outlives a session, and is shared by processes. The disk file is encoded and written by a
+    background thread (encoding the description of a server of WanGP's size takes about 50 ms,
+    once a slow pure-Python ``json.dump`` took most of a cold connect's extra time), to a temporary
+    name renamed into place: a connect never waits for the disk and a reader never sees a
+    half-written file.
+    :meth:`flush` waits for the writes (a session's ``close()`` calls it).
+    """
 
     def __init__(self, cache_dir: Path | None) -> None:
         self.folder = None if cache_dir is None else Path(cache_dir) / "wan2gp" / "api"
+        self._memory: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._writers: list[threading.Thread] = []
 
     def _file(self, fingerprint: str) -> Path | None:
         return None if self.folder is None else self.folder / f"{fingerprint}.json"
@@ -102,30 +111,57 @@ class ApiCache:
         if path is None or not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            log.debug("ignoring unreadable API cache %s: %s", path, exc)
             return None
-        if data.get("format") != _CACHE_FORMAT or not isinstance(data.get("info"), dict):
+        if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT or not isinstance(data.get("info"), dict):
+            log.debug("ignoring API cache %s: not format %s", path, _CACHE_FORMAT)
             return None
+        info = data["info"]
         with self._lock:
-            self._memory[fingerprint] = data["info"]
-        return data["info"]
+            self._memory[fingerprint] = info
+        return info
 
     def put(self, fingerprint: str, info: dict[str, Any]) -> None:
-        """Remember ``info``; disk errors are logged, never raised (the cache is an optimisation)."""
+        """Remember ``info`` now, and write it to disk in the background. Disk errors are logged,
+        never raised (the cache is an optimisation). ``info`` must not be changed afterwards."""
         with self._lock:
             self._memory[fingerprint] = info
         path = self._file(fingerprint)
         if path is None:
             return
+        # Not a daemon: a process that ends right after connecting still gets its cache written
+        # (a bounded write of one file, never a network wait).
+        writer = threading.Thread(target=self._write, args=(path, info), name="wan2gp-api-cache-writer")
+        with self._lock:
+            self._writers = [w for w in self._writers if w.is_alive()]
+            self._writers.append(writer)
+        writer.start()
+
+    @staticmethod
+    def _write(path: Path, info: dict[str, Any]) -> None:
+        tmp = None
         try:
+            # json.dumps, not json.dump: only the one-shot form uses the C encoder (10x faster).
+            data = json.dumps({"format": _CACHE_FORMAT, "info": info}).encode("utf-8")
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"format": _CACHE_FORMAT, "info": info}, handle)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.replace(tmp, path)
         except OSError as exc:
             log.debug("cannot write API cache %s: %s", path, exc)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` s for the disk writes started so far."""
+        with self._lock:
+            writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.join(timeout)
 
 
 class UploadCache:
@@ -324,6 +360,9 @@ def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *,
             info = _public_info(answer.json())
         except httpx.HTTPError as exc:
             raise translate(exc, endpoint=url, step="reading the API description (/info)") from None
+        except ValueError:
+            raise BackendConnectionError(f"{shown}: the API description (/info) is not JSON",
+                                         endpoint=shown) from None
         cache.put(fingerprint, info)
     return ServerInfo(url, config, info, cookies, fingerprint, cached)
 

@@ -4,8 +4,9 @@ WanGP keeps the task queue, form and gallery per gradio session, and runs one se
 after the other, so concurrent jobs each need their own Client. The pool hands out an idle Client
 (reused across jobs), opens a new one up to ``max_sessions``, and drops broken ones.
 
-Per server (shared by every vidbridge session in the process, see :class:`ServerLimiter`): at most
-``max_sessions`` gradio sessions busy at once, and job starts at least
+Per vidbridge session (its own :class:`ServerLimiter`, created with it and gone with it: two
+sessions to one server, e.g. of two Clients with different ``max_sessions``, each keep their own
+limit): at most ``max_sessions`` gradio sessions busy at once, and job starts at least
 ``VIDBRIDGE_WAN2GP_MIN_INTERVAL`` seconds apart (default 0.05; 0 disables the pacing).
 """
 
@@ -83,31 +84,14 @@ def close_pooled(pooled: PooledClient) -> None:
 
 
 class ServerLimiter:
-    """Per-server caps shared by every session to that server: concurrent gradio sessions in use,
-    and a minimum interval between job starts (request rate)."""
-
-    _all: dict[str, ServerLimiter] = {}
-    _lock = threading.Lock()
+    """One session's caps on its server: concurrent gradio sessions in use, and a minimum
+    interval between job starts (request rate)."""
 
     def __init__(self, slots: int, min_interval: float) -> None:
         self.slots = threading.BoundedSemaphore(max(1, slots))
         self.min_interval = min_interval
         self._next = 0.0
         self._rate_lock = threading.Lock()
-
-    @classmethod
-    def for_server(cls, url: str, slots: int, interval: float | None = None) -> ServerLimiter:
-        """The limiter of ``url``, shared by every session to it in this process.
-
-        Created with ``slots`` on first use; ``interval`` (default :func:`min_interval`) is applied
-        each time, so the newest setting wins.
-        """
-        with cls._lock:
-            if url not in cls._all:
-                cls._all[url] = cls(slots, DEFAULT_MIN_INTERVAL)
-            limiter = cls._all[url]
-        limiter.min_interval = min_interval() if interval is None else interval
-        return limiter
 
     def pace(self) -> None:
         """Sleep as needed so job starts are at least ``min_interval`` apart."""
@@ -135,9 +119,10 @@ class Wan2GPSession:
         self._idle: list[PooledClient] = []
         self._busy: set[PooledClient] = set()
         self._closed = False
-        self.limiter = ServerLimiter.for_server(self.url, options.max_sessions)
+        self.limiter = ServerLimiter(options.max_sessions, min_interval())
+        self.api_cache = ApiCache(options.cache_dir)
         self.server: ServerInfo = fetch_server_info(self.http, self.url, credentials,
-                                                    timeout=options.connect_timeout, cache=ApiCache(options.cache_dir))
+                                                    timeout=options.connect_timeout, cache=self.api_cache)
         self.api = ApiSurface(self.server.info, self.server.config)
         # Open the first gradio session now: connect fails early on bad auth or a broken server.
         self._idle.append(self._new_client())
@@ -181,8 +166,8 @@ class Wan2GPSession:
     def _wait_for_slot(self, timeout: float | None) -> bool:
         """Take one of the server's slots; False after ``timeout`` (``None``: no limit).
 
-        The semaphore is shared with the server's other sessions, so :meth:`close` cannot wake
-        this session's waiters through it: wait in short slices and give up once closed.
+        :meth:`close` does not release the semaphore for waiters: wait in short slices and give up
+        once closed.
         """
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
@@ -276,6 +261,7 @@ class Wan2GPSession:
             self._idle.clear()
         for pooled in clients:
             close_pooled(pooled)
+        self.api_cache.flush(timeout=_CLOSE_SETTLE)
         if self._own_http:
             self.http.close()
 

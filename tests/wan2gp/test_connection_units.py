@@ -33,11 +33,6 @@ CONFIG = {"title": "WanGP", "version": "5.29.0", "api_prefix": "/gradio_api", "d
 INFO = {"named_endpoints": {"/save_inputs": {"parameters": [], "returns": []}}, "unnamed_endpoints": {}}
 
 
-@pytest.fixture(autouse=True)
-def empty_memory_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ApiCache, "_memory", {})
-
-
 class Server:
     """A scripted server: ``routes[(method, path)] -> Response or exception``; records requests."""
 
@@ -85,19 +80,35 @@ def test_config_and_api_description_are_read_once_then_cached(tmp_path: Path) ->
     assert server.paths()[2:] == ["GET /config"]  # the description came from the cache
 
 
-def test_the_cache_survives_the_process_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = _fetch(Server(), cache=ApiCache(tmp_path))
+def test_the_cache_survives_the_process_on_disk(tmp_path: Path) -> None:
+    cache = ApiCache(tmp_path)
+    first = _fetch(Server(), cache=cache)
+    cache.flush()  # written in the background
     [stored] = (tmp_path / "wan2gp" / "api").glob("*.json")
     assert stored.stem == first.fingerprint
-    monkeypatch.setattr(ApiCache, "_memory", {})  # a new process
+    assert not list(stored.parent.glob("*.tmp"))  # written under a temporary name, renamed
     server = Server()
-    assert _fetch(server, cache=ApiCache(tmp_path)).api_cached is True
+    assert _fetch(server, cache=ApiCache(tmp_path)).api_cached is True  # another session (or process)
     assert server.paths() == ["GET /config"]
 
 
+def test_memory_caches_belong_to_their_object() -> None:
+    """No process-wide cache: what one session learnt dies with it (the disk cache is shared)."""
+    first = ApiCache(None)
+    first.put("k", INFO)
+    assert first.get("k") == INFO
+    assert ApiCache(None).get("k") is None
+
+
+def test_an_api_description_that_is_not_json_is_a_connection_error() -> None:
+    server = Server(**{"GET /gradio_api/info": lambda r: httpx.Response(200, text="<html>")})
+    with pytest.raises(BackendConnectionError, match="not JSON"):
+        _fetch(server)
+
+
 @pytest.mark.parametrize("content", ["{broken", json.dumps({"format": 99, "info": INFO}),
-                                     json.dumps({"format": 1, "info": "not a dict"})],
-                         ids=["broken", "other-format", "bad-info"])
+                                     json.dumps({"format": 1, "info": "not a dict"}), "[1]"],
+                         ids=["broken", "other-format", "bad-info", "not-an-object"])
 def test_an_unusable_cache_file_is_ignored(tmp_path: Path, content: str) -> None:
     cache = ApiCache(tmp_path)
     fingerprint = "f" * 64
@@ -113,6 +124,7 @@ def test_cache_write_errors_are_not_raised(tmp_path: Path, caplog: pytest.LogCap
     cache = ApiCache(blocker)
     with caplog.at_level(logging.DEBUG, logger="vidbridge.plugins.wan2gp"):
         cache.put("abc", INFO)
+        cache.flush()
     assert cache.get("abc") == INFO  # still remembered in memory
     assert "cannot write API cache" in caplog.text
 
@@ -121,7 +133,8 @@ def test_without_a_cache_folder_only_memory_is_used() -> None:
     cache = ApiCache(None)
     assert cache.get("nothing") is None
     cache.put("k", INFO)
-    assert ApiCache(None).get("k") == INFO
+    cache.flush()
+    assert cache.get("k") == INFO
 
 
 def test_a_server_without_api_prefix_is_asked_at_the_root() -> None:

@@ -1,11 +1,11 @@
-"""The per-server limiter settings and the HTTP error mapping shared with the core."""
+"""The per-session limiter and its settings and the HTTP error mapping shared with the core."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from vidbridge import BackendConnectionError, RateLimitedError
+from vidbridge import BackendConnectionError, JobTimeoutError, RateLimitedError
 from vidbridge.plugins.wan2gp import discovery
 from vidbridge.plugins.wan2gp.errors import translate
 from vidbridge.plugins.wan2gp.session import DEFAULT_MIN_INTERVAL, MIN_INTERVAL_ENV, ServerLimiter, min_interval
@@ -22,15 +22,28 @@ def test_min_interval_setting(monkeypatch: pytest.MonkeyPatch, raw: str | None, 
     assert min_interval() == expected
 
 
-def test_limiter_is_shared_per_server_and_takes_the_newest_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MIN_INTERVAL_ENV, "0.5")
-    first = ServerLimiter.for_server("http://limits.test:1", slots=2)
+def test_each_limiter_keeps_its_own_slots() -> None:
+    first, second = ServerLimiter(slots=1, min_interval=0.0), ServerLimiter(slots=3, min_interval=0.0)
+    assert [first.slots.acquire(blocking=False) for _ in range(2)] == [True, False]
+    assert [second.slots.acquire(blocking=False) for _ in range(4)] == [True, True, True, False]
+
+
+def test_two_sessions_to_one_server_with_different_max_sessions_each_get_their_own_limit(connect, vidbridge_mock,
+                                                                                        monkeypatch) -> None:
+    """Issue 9: a per-URL limiter kept the first client's slot count (a later max_sessions=3 got 1)."""
     monkeypatch.setenv(MIN_INTERVAL_ENV, "0")
-    second = ServerLimiter.for_server("http://limits.test:1", slots=9)
-    assert first is second and second.min_interval == 0.0
-    assert ServerLimiter.for_server("http://limits.test:2", slots=1) is not first
-    # the slot count of the first session to a server holds for everyone
-    assert [first.slots.acquire(blocking=False) for _ in range(3)] == [True, True, False]
+    one = connect(vidbridge_mock.url, max_sessions=1)
+    three = connect(vidbridge_mock.url, max_sessions=3)
+    held = [three.acquire(timeout=5) for _ in range(3)]  # all three at once, while `one` holds its slot
+    mine = one.acquire(timeout=5)
+    with pytest.raises(JobTimeoutError):
+        one.acquire(timeout=0)  # its own single slot is taken
+    with pytest.raises(JobTimeoutError):
+        three.acquire(timeout=0)
+    for pooled in held:
+        three.release(pooled)
+    one.release(mine)
+    assert one.limiter is not three.limiter
 
 
 def test_http_failures_use_the_core_mapping() -> None:

@@ -1,8 +1,6 @@
 """The pool of gradio sessions behind one wan2gp session (``plugins/wan2gp/session.py``).
 
-Against the in-process mock WanGP. Each test gets a fresh per-server limiter (the limiter is
-shared per URL in the process, so its slot count would otherwise be the first session's) and no
-job-start pacing. Concurrency is driven by events and semaphores, never by sleeping.
+Against the in-process mock WanGP, with no job-start pacing. Concurrency is driven by events and semaphores, never by sleeping.
 """
 
 from __future__ import annotations
@@ -17,12 +15,11 @@ import pytest
 from vidbridge import ConnectOptions, Credentials, Endpoint
 from vidbridge.errors import BackendConnectionError, JobTimeoutError
 from vidbridge.plugins.wan2gp.api import ApiSurface
-from vidbridge.plugins.wan2gp.session import MIN_INTERVAL_ENV, PooledClient, ServerLimiter, Wan2GPSession
+from vidbridge.plugins.wan2gp.session import MIN_INTERVAL_ENV, PooledClient, Wan2GPSession
 
 
 @pytest.fixture(autouse=True)
-def fresh_limiters(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ServerLimiter, "_all", {})
+def no_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MIN_INTERVAL_ENV, "0")
 
 
