@@ -557,6 +557,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+#: After Ctrl-C, how long ``generate`` waits for the cancelled job to end.
+CANCEL_WAIT = 30.0
+
+
 def _cancel_after_interrupt(job: Any) -> bool:
     """Cancel ``job`` after a Ctrl-C and wait for it to end; True if it completed all the same.
 
@@ -564,12 +568,17 @@ def _cancel_after_interrupt(job: Any) -> bool:
     leave a partial file, or a finished one that the JSON does not report, and stopping the
     download takes one network read. In other phases nothing is on disk yet, so it is obeyed.
     """
+    from .errors import JobTimeoutError
     from .models import Phase
 
     _say("interrupted: cancelling the job on the server...")
     while True:
         try:
             job.cancel()
+            job.wait(timeout=CANCEL_WAIT)  # what is on disk is final only once the job has ended
+            break
+        except JobTimeoutError:
+            _say(f"the job did not end within {CANCEL_WAIT:.0f} s of the cancel; not waiting any longer")
             break
         except KeyboardInterrupt:
             if job.status().phase is not Phase.DOWNLOADING:

@@ -187,3 +187,20 @@ def test_a_second_ctrl_c_before_the_download_is_obeyed(mock: Any, run_cli: Run, 
     # closing the session still cancelled the job (the second call of Job.cancel)
     assert jobs[0].status().phase is Phase.CANCELLED and len(phases) == 2
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_a_job_that_does_not_end_after_the_cancel_is_not_waited_for_forever(
+        mock: Any, run_cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidbridge.errors import JobTimeoutError
+
+    faults.set_options(mock.url, step_delay=0.05)
+    _interrupt_result_when(monkeypatch, lambda status: status.phase is Phase.INFERRING)
+
+    def never_ends(self: Job, timeout: float | None = None):
+        raise JobTimeoutError(f"{self.id} still running after waiting {timeout} s")
+
+    monkeypatch.setattr(Job, "wait", never_ends)
+    result = run_cli("generate", "stuck", "--url", mock.url, "--frames", "17", "--steps", "100")
+    assert result.code == ExitCode.CANCELLED, result
+    assert result.document["status"] == "cancelled"
+    assert "did not end within 30 s of the cancel" in result.stderr
