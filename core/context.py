@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .models import Credentials
+from .retry import Deadline
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -40,14 +41,16 @@ class DiscoverOptions:
 class ConnectOptions:
     """How :func:`vidbridge_connect` should connect.
 
-    :ivar connect_timeout: seconds for establishing the session (per attempt).
+    :ivar connect_timeout: seconds for establishing the session, per attempt (the whole connect,
+        retries included, has :meth:`connect_deadline`).
     :ivar request_timeout: seconds for one ordinary request; long-running generation streams are
         not cut by it.
     :ivar verify_tls: verify HTTPS certificates (on by default).
     :ivar http: the pooled HTTP client for the plugin's own requests (probes, downloads).
     :ivar cache_dir: a folder for caches that survive the process (API descriptions, uploads).
     :ivar max_sessions: backend sessions opened at most at once per server.
-    :ivar retry_attempts: attempts for transient, repeatable operations.
+    :ivar retry_attempts: attempts, exactly, for transient, repeatable operations (connect and
+        each retried call); 1 means no retry.
     """
 
     connect_timeout: float = 10.0
@@ -57,3 +60,17 @@ class ConnectOptions:
     cache_dir: Path | None = None
     max_sessions: int = 4
     retry_attempts: int = 4
+
+    def connect_deadline(self) -> Deadline:
+        """A new :class:`~vidbridge.retry.Deadline` for (re)connecting: ``connect_timeout`` for
+        each of ``retry_attempts`` attempts, from now.
+
+        The one budget for everything that waits for a server to answer again: the core's connect
+        retries, and a plugin's wait for a restarted server before it continues a job or a download.
+        """
+        return Deadline.after(self.connect_timeout * max(1, self.retry_attempts))
+
+    def request_deadline(self) -> Deadline:
+        """A new :class:`~vidbridge.retry.Deadline` for one retried request: ``request_timeout``
+        for each of ``retry_attempts`` attempts, from now."""
+        return Deadline.after(self.request_timeout * max(1, self.retry_attempts))
