@@ -434,6 +434,7 @@ class BackendConformance:
                 break
         result = job.cancel()
         assert isinstance(result, CancelResult)
+        job.wait(self.conformance_timeout)  # cancel() returns at once; the job then ends
         assert job.status().phase is Phase.CANCELLED, f"job ended {job.status().phase.value} after cancel"
         with pytest.raises(JobCancelledError):
             job.result(timeout=self.conformance_timeout)
@@ -481,8 +482,110 @@ class BackendConformance:
             pytest.skip("no conformance_slow_request fixture")
         job = conformance_session.submit(conformance_slow_request, output_dir=conformance_output_dir)
         conformance_session.close()
+        assert conformance_session.wait_closed(self.conformance_timeout), "the session did not finish closing"
         assert job.status().phase is Phase.CANCELLED
         conformance_session.close()
+
+    # ---------------------------------------------------------------------------------------------
+    # The host API's promises: submit never waits, local queue, references, outputs
+    # ---------------------------------------------------------------------------------------------
+
+    def test_submit_returns_at_once_and_a_locally_queued_cancel_reaches_no_backend(
+        self, conformance_manager: PluginManager, conformance_endpoint: Endpoint | str,
+        conformance_slow_request: GenerationRequest | None, conformance_client_options: dict[str, Any],
+        tmp_path: Path,
+    ) -> None:
+        """With every slot busy (``max_sessions=1``), ``submit()`` returns a job ``queued`` with its
+        local position; cancelling it makes no call to the plugin's submit or cancel."""
+        if conformance_slow_request is None:
+            pytest.skip("no conformance_slow_request fixture")
+        from ..client import Client
+
+        calls: list[str] = []
+        undo = conformance_manager.add_hookcall_monitoring(lambda name, impls, kwargs: calls.append(name),
+                                                           lambda outcome, name, impls, kwargs: None)
+        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, **conformance_client_options, "max_sessions": 1}
+        try:
+            with Client(plugin_manager=conformance_manager, **options) as client:
+                session = client.connect(self._endpoint(conformance_endpoint, client))
+                first = session.submit(conformance_slow_request, output_dir=tmp_path / "out")
+                waiting = [session.submit(conformance_slow_request, output_dir=tmp_path / "out") for _ in range(2)]
+                assert [job.status().queue_position for job in waiting] == [0, 1]
+                assert all(job.status().phase is Phase.QUEUED and job.locally_queued for job in waiting)
+                submits = calls.count("vidbridge_submit")
+                result = waiting[1].cancel()
+                assert result.server_stopped and waiting[1].wait(self.conformance_timeout).phase is Phase.CANCELLED
+                assert calls.count("vidbridge_submit") == submits <= 1, "a locally queued job reached the backend"
+                for update in waiting[0].updates(timeout=self.conformance_timeout):
+                    if update.queue_position == 0 or update.is_terminal:
+                        break
+                first.cancel()
+                waiting[0].cancel()
+                first.wait(self.conformance_timeout)
+                waiting[0].wait(self.conformance_timeout)
+        finally:
+            undo()
+
+    def test_job_reference_round_trips_and_attach_says_what_it_can(
+        self, conformance_manager: PluginManager, conformance_endpoint: Endpoint | str,
+        conformance_request: GenerationRequest, conformance_slow_request: GenerationRequest | None,
+        conformance_client_options: dict[str, Any], conformance_plugin: tuple[str, object], tmp_path: Path,
+    ) -> None:
+        """``job.ref`` survives JSON. With ``vidbridge_attach``, a second client's ``attach(ref)``
+        follows the running job (cancelling it there stops the same work) and fetches a finished
+        one; without it (or when the backend cannot), :class:`NotAttachableError` says why."""
+        if conformance_slow_request is None:
+            pytest.skip("no conformance_slow_request fixture")
+        from ..client import Client
+        from ..errors import NotAttachableError
+        from ..refs import JobRef
+
+        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, **conformance_client_options}
+        with Client(plugin_manager=conformance_manager, **options) as first, \
+                Client(plugin_manager=conformance_manager, **options) as second:
+            session = first.connect(self._endpoint(conformance_endpoint, first))
+            running = session.submit(conformance_slow_request, output_dir=tmp_path / "first")
+            for status in running.updates(timeout=self.conformance_timeout):
+                if status.is_terminal or (status.phase is not Phase.QUEUED and running.ref.data):
+                    break
+            saved = running.ref.to_json()
+            ref = JobRef.from_json(saved)
+            assert ref == running.ref and ref.backend == self._name(conformance_plugin) and ref.job_id == running.id
+            try:
+                follower = second.attach(saved, output_dir=tmp_path / "second")
+            except NotAttachableError as error:
+                assert error.reason, "NotAttachableError must say why (reason)"
+                if hasattr(conformance_plugin[1], "vidbridge_attach"):
+                    assert error.reason != "unsupported"
+                running.cancel()
+                running.wait(self.conformance_timeout)
+                return
+            assert follower.id == running.id and not follower.done()
+            follower.cancel()  # through the second client: the same work stops
+            assert follower.wait(self.conformance_timeout).phase is Phase.CANCELLED
+            assert running.wait(self.conformance_timeout).phase is Phase.CANCELLED
+
+            finished = session.submit(conformance_request, output_dir=tmp_path / "first")
+            assert finished.wait(self.conformance_timeout).phase is Phase.COMPLETED, finished.error
+            artifacts = second.attach(finished.ref, output_dir=tmp_path / "again").result(self.conformance_timeout)
+            assert artifacts and all(Path(a.path).is_file() and Path(a.path).parent == tmp_path / "again"
+                                     for a in artifacts)
+
+    def test_download_false_leaves_outputs_to_fetch_later(
+        self, conformance_session: Any, conformance_request: GenerationRequest, conformance_plugin: tuple[str, object],
+        tmp_path: Path,
+    ) -> None:
+        """``download=False``: the job completes with no artifact; ``outputs()`` lists them (when the
+        plugin implements ``vidbridge_outputs``) and ``fetch(folder)`` downloads and verifies them."""
+        job = conformance_session.submit(conformance_request, output_dir=tmp_path / "unused", download=False)
+        assert job.wait(self.conformance_timeout).phase is Phase.COMPLETED, job.error
+        assert job.artifacts == [] and not (tmp_path / "unused").exists()
+        if hasattr(conformance_plugin[1], "vidbridge_outputs"):
+            outputs = job.outputs()
+            assert outputs and all(output.name and output.url for output in outputs)
+        artifacts = job.fetch(tmp_path / "later")
+        assert artifacts and all(Path(a.path).parent == tmp_path / "later" and Path(a.path).is_file() for a in artifacts)
+        assert job.artifacts == artifacts
 
     # ---------------------------------------------------------------------------------------------
     # Input validation and resources

@@ -21,7 +21,9 @@ RETRYABLE = {
     "JobFailedError": False,
     "JobCancelledError": False,
     "JobTimeoutError": True,
+    "IncompatibleServerError": False,
     "IntegrityError": True,
+    "NotAttachableError": False,
 }
 
 
@@ -73,3 +75,30 @@ def test_attributes():
     assert error.endpoint == "http://h"
     with pytest.raises(errors.BackendError):
         raise error
+
+
+@pytest.mark.parametrize("reason", ["connect", "request", "deadline", "wait"])
+def test_timeouts_say_which_deadline_passed(reason):
+    error = errors.JobTimeoutError("late", endpoint="http://h", reason=reason, server_cancelled=True)
+    assert error.reason == reason and isinstance(error, TimeoutError) and error.retryable
+    # server_cancelled only means something for the job's own deadline
+    assert error.server_cancelled is (True if reason == "deadline" else None)
+    assert error.to_dict() == {"type": "JobTimeoutError", "message": "late", "retryable": True,
+                               "endpoint": "http://h", "reason": reason,
+                               "server_cancelled": error.server_cancelled}
+    assert f'"{reason}"' in errors.JobTimeoutError.__doc__ and f'"{reason}"' in errors.__doc__
+
+
+def test_a_timeout_is_a_request_timeout_unless_told_otherwise():
+    error = errors.JobTimeoutError("no answer")
+    assert error.reason == "request" and error.server_cancelled is None
+    assert errors.JobTimeoutError("x", reason="deadline").server_cancelled is None  # unknown
+    with pytest.raises(ValueError, match="'slow' is not one of"):
+        errors.JobTimeoutError("x", reason="slow")
+
+
+def test_incompatible_server_names_what_is_missing():
+    error = errors.IncompatibleServerError("not WanGP", endpoint="http://h", missing=["save_inputs", "process_tasks"])
+    assert error.missing == ("save_inputs", "process_tasks") and not error.retryable
+    assert not isinstance(error, errors.TransportError)  # not retried: the answer would be the same
+    assert error.to_dict()["missing"] == ["save_inputs", "process_tasks"]

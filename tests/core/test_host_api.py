@@ -57,6 +57,7 @@ class FakeSession:
         self.endpoint = endpoint
         self.close_calls = 0
         self.handles: list[FakeJob] = []
+        self.submitted = threading.Condition()  # submit runs on the job's thread: tests wait on it
 
     def close(self) -> None:
         self.close_calls += 1
@@ -84,12 +85,16 @@ class FakeBackend:
         return session
 
     @hookimpl
-    def vidbridge_submit(self, session, request, job_id):
+    def vidbridge_validate(self, request):
         if request.settings.get("mode") == "reject":
             raise InvalidRequestError("frames must be 4n+1 for this model", field="frames", allowed="4n+1")
+
+    @hookimpl
+    def vidbridge_submit(self, session, request, job_id):
         handle = FakeJob(request, job_id)
-        with self.lock:
+        with session.submitted:
             session.handles.append(handle)
+            session.submitted.notify_all()
         return handle
 
     @hookimpl
@@ -158,7 +163,11 @@ def hold(prompt: str = "wait for me") -> GenerationRequest:
 
 
 def handle_of(session, job) -> FakeJob:
-    return next(handle for handle in session.native.handles if handle.job_id == job.id)
+    """The backend's handle of ``job``, once the job's thread submitted it."""
+    native = session.native
+    with native.submitted:
+        assert native.submitted.wait_for(lambda: any(h.job_id == job.id for h in native.handles), timeout=30)
+        return next(handle for handle in native.handles if handle.job_id == job.id)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -294,8 +303,8 @@ def test_cancel_is_idempotent_and_harmless_after_the_end(session, backend, out):
 
 def test_leaving_a_job_block_cancels_it(session, backend, out):
     with session.submit(hold(), output_dir=out) as job:
-        pass
-    assert job.status().phase is Phase.CANCELLED and job.id in backend.cancelled
+        handle_of(session, job)  # it reached the backend
+    assert job.wait(timeout=30).phase is Phase.CANCELLED and job.id in backend.cancelled
 
 
 # -------------------------------------------------------------------------------------------------
@@ -318,7 +327,10 @@ def test_twenty_jobs_from_several_threads(session, out):
 def test_closing_the_session_cancels_running_jobs(session, backend, out):
     jobs = [session.submit(hold(f"job {index}"), output_dir=out) for index in range(3)]
     assert len(session.jobs) == 3
-    session.close()
+    for job in jobs:
+        handle_of(session, job)
+    session.close()  # returns at once; the jobs are cancelled at once, not one after the other
+    assert session.wait_closed(timeout=30)
     assert [job.status().phase for job in jobs] == [Phase.CANCELLED] * 3
     assert sorted(backend.cancelled) == sorted(job.id for job in jobs)
     assert session.native.close_calls == 1
@@ -335,6 +347,7 @@ def test_closing_the_client_closes_its_sessions(backend, vidbridge_plugin_manage
     job = session.submit(hold(), output_dir=out)
     client.close()
     client.close()
+    assert client.wait_closed(timeout=30)
     assert job.status().phase is Phase.CANCELLED
     assert session.closed and session.native.close_calls == 1
     with pytest.raises(VidbridgeError, match="closed"):

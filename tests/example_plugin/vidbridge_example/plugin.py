@@ -22,6 +22,7 @@ import random
 import struct
 import threading
 import time
+import weakref
 import zlib
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +38,10 @@ from vidbridge import (
     IntegrityError,
     InvalidRequestError,
     JobFailedError,
+    JobRef,
     JobStatus,
+    NotAttachableError,
+    OutputRef,
     Phase,
     Provenance,
     hookimpl,
@@ -89,6 +93,7 @@ class ExampleJob:
 
     def __init__(self, job_id: str, request: GenerationRequest, endpoint: Endpoint, options: dict[str, Any]) -> None:
         self.job_id = job_id
+        self.backend_id = "ex-" + hashlib.sha256(f"{job_id}{time.time_ns()}".encode()).hexdigest()[:12]
         self.request = request
         self.endpoint = endpoint
         self.steps: int = options["steps"]
@@ -140,6 +145,18 @@ class ExampleJob:
         return Phase(self.phase).is_terminal
 
 
+#: What the example "server" at each URL knows: its running and finished jobs by backend id, the
+#: way a real server keeps them for any client that asks (weakly held: a job lives as long as the
+#: session that started it keeps it).
+_SERVER_JOBS: dict[str, weakref.WeakValueDictionary[str, ExampleJob]] = {}
+_SERVER_LOCK = threading.Lock()
+
+
+def _server_jobs(url: str) -> weakref.WeakValueDictionary[str, ExampleJob]:
+    with _SERVER_LOCK:
+        return _SERVER_JOBS.setdefault(url.rstrip("/"), weakref.WeakValueDictionary())
+
+
 class ExampleSession:
     """A "connection" to an example endpoint: it owns the job threads and stops them on close."""
 
@@ -155,6 +172,7 @@ class ExampleSession:
             if self.closed:
                 raise BackendConnectionError("the example session is closed", endpoint=self.endpoint.url)
             self.jobs[job.job_id] = job
+        _server_jobs(self.endpoint.url)[job.backend_id] = job
         job.thread.start()
 
     def close(self) -> None:
@@ -230,6 +248,41 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Any, options: Any) -> Exa
             f"{endpoint.url} is not an example backend (its host must be {HOST})", endpoint=endpoint.url
         )
     return ExampleSession(endpoint)
+
+
+@hookimpl
+def vidbridge_validate(request: GenerationRequest) -> None:
+    """Everything this backend refuses, checked on the host's thread before any "network" call."""
+    _check_request(request)
+
+
+@hookimpl
+def vidbridge_job_ref(handle: ExampleJob) -> dict[str, Any]:
+    """The backend's id of the job (what a real server would answer with)."""
+    return {"backend_id": handle.backend_id}
+
+
+@hookimpl
+def vidbridge_attach(session: ExampleSession, ref: JobRef) -> ExampleJob:
+    """Find the job by its backend id on the example "server" of this endpoint."""
+    backend_id = ref.data.get("backend_id")
+    if not isinstance(backend_id, str):
+        raise NotAttachableError(f"{ref.job_id}: the reference holds no example backend id", endpoint=session.endpoint.url,
+                                 reason="invalid")
+    job = _server_jobs(session.endpoint.url).get(backend_id)
+    if job is None:
+        raise NotAttachableError(f"{ref.job_id}: the example backend no longer knows job {backend_id}",
+                                 endpoint=session.endpoint.url, reason="unknown")
+    return job
+
+
+@hookimpl
+def vidbridge_outputs(session: ExampleSession, handle: ExampleJob) -> list[OutputRef]:
+    """The finished image, still "on the server"."""
+    if handle.image is None:
+        return []
+    return [OutputRef(name=f"{handle.job_id}.png", url=f"{session.endpoint.url.rstrip('/')}/jobs/{handle.backend_id}.png",
+                      size=len(handle.image), media_type="image/png")]
 
 
 @hookimpl
