@@ -1,14 +1,19 @@
 """vidbridge: one reliable way for host applications to talk to generative-video backends.
 
-Quick use::
+Quick use (``url`` is a server's address, e.g. ``"http://127.0.0.1:7860"``)::
 
     import vidbridge
 
-    with vidbridge.connect("http://127.0.0.1:7860") as session:
-        job = session.submit(vidbridge.GenerationRequest(prompt="a red fox in snow", frames=17))
-        for status in job.updates():
-            print(status.phase, status.progress)
-        artifacts = job.result(output_dir="outputs")
+    with vidbridge.connect(url) as session:
+        job = session.submit(prompt="a red fox in snow", frames=17, output_dir="outputs")
+        for status in job.updates():                 # every change, from the job's own thread
+            print(status.phase.value, status.queue_position, status.progress)
+        for artifact in job.result():                # verified files in output_dir
+            print(artifact.path, artifact.sha256)
+        saved = job.ref.to_json()                    # find the work again later: client.attach(saved)
+
+``submit`` returns at once; waiting happens only where you ask for it (``result``, ``wait``,
+iteration, or their asyncio twins ``aresult``, ``await_``, ``aupdates``).
 
 The namespace is flat and lazy: names are imported on first use, so ``import vidbridge`` is cheap
 and starts no threads. (Lazy loading also lets ``vidbridge.plugins.mock_backend`` run in an
@@ -39,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "JobCancelledError": "errors",
     "JobTimeoutError": "errors",
     "IntegrityError": "errors",
+    "IncompatibleServerError": "errors",
     "NotAttachableError": "errors",
     # models
     "Phase": "models",
@@ -93,6 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         AuthenticationError,
         BackendConnectionError,
         BackendError,
+        IncompatibleServerError,
         IntegrityError,
         InvalidRequestError,
         JobCancelledError,
