@@ -5,7 +5,8 @@ backend adds ``mock-server``). With ``--json`` a command prints exactly one JSON
 stdout; logs and progress go to stderr.
 
 Exit codes (:class:`ExitCode`): 0 success, 2 bad usage or invalid request, 3 cannot connect or
-authenticate, 4 job failed or rejected by the backend, 5 cancelled, 6 timed out, 1 anything else.
+authenticate (connect timeouts and servers the backend cannot use included), 4 job failed or
+rejected by the backend, 5 cancelled, 6 timed out, 1 anything else.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code that reports ``error``."""
     from . import errors
 
+    if isinstance(error, errors.JobTimeoutError) and error.reason == "connect":
+        return ExitCode.CONNECTION  # no session in time: "cannot connect", nothing was submitted
     table: list[tuple[type[BaseException], ExitCode]] = [
         (errors.InvalidRequestError, ExitCode.USAGE),
         (errors.JobTimeoutError, ExitCode.TIMEOUT),
         (errors.JobCancelledError, ExitCode.CANCELLED),
         (errors.AuthenticationError, ExitCode.CONNECTION),
+        (errors.IncompatibleServerError, ExitCode.CONNECTION),
         (errors.TransportError, ExitCode.CONNECTION),
         (errors.RejectedError, ExitCode.JOB_FAILED),
         (errors.JobFailedError, ExitCode.JOB_FAILED),

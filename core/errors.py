@@ -12,11 +12,18 @@ its ``retryable`` attribute says whether trying the same thing again may succeed
         │   ├── TransientServerError     HTTP 5xx, queue full                      (retryable)
         │   └── RateLimitedError         HTTP 429, carries ``retry_after``         (retryable)
         ├── AuthenticationError      credentials missing or refused                (not retryable)
+        ├── IncompatibleServerError  it answers, but is not a server this backend can
+        │                            use (another app, endpoints missing)          (not retryable)
         ├── RejectedError            the backend refused the request (validation),
         │                            carries the backend's ``server_message``      (not retryable)
         ├── JobFailedError           the job ran and failed on the server          (not retryable)
         ├── JobCancelledError        the job was cancelled                         (not retryable)
-        ├── JobTimeoutError          a deadline passed (also a ``TimeoutError``)   (retryable)
+        ├── JobTimeoutError          a deadline passed (also a ``TimeoutError``);  (retryable)
+        │                            ``reason`` says which: "connect" (no session
+        │                            in time), "request" (one exchange got no
+        │                            answer), "deadline" (the job's own timeout
+        │                            passed; ``server_cancelled``), "wait" (you
+        │                            stopped waiting; the job runs on)
         ├── NotAttachableError       a job reference cannot be followed again,
         │                            ``reason`` says why                           (not retryable)
         └── IntegrityError           a download failed verification (size, SHA-256,
@@ -46,6 +53,7 @@ __all__ = [
     "JobFailedError",
     "JobCancelledError",
     "JobTimeoutError",
+    "IncompatibleServerError",
     "IntegrityError",
     "NotAttachableError",
 ]
@@ -167,9 +175,54 @@ class JobCancelledError(BackendError):
 
 
 class JobTimeoutError(BackendError, builtins.TimeoutError):
-    """A deadline passed (connect, request or whole job). Retryable: the backend may be slow."""
+    """A deadline passed. Also a :class:`TimeoutError`. Retryable: the backend may be slow.
+
+    ``reason`` says which deadline (one of :attr:`REASONS`):
+
+    * ``"connect"``: no session within the connect deadline (``connect_timeout`` per attempt,
+      ``retry_attempts`` attempts). Nothing was submitted. The CLI reports it as a connection
+      failure (exit 3).
+    * ``"request"``: one exchange with the server (a read, an upload, a download) got no answer
+      within its timeout. The default, for a plugin's own request timeouts.
+    * ``"deadline"``: the job's own ``timeout`` passed. vidbridge asked the backend to cancel it;
+      ``server_cancelled`` is True when the backend stopped the work, False when it could not or
+      would not (it may still run and finish there), ``None`` when unknown.
+    * ``"wait"``: the caller's wait (``job.wait(timeout)``, ``job.result(timeout)``,
+      ``job.updates(timeout)``) ran out. The job is untouched and runs on: wait again, or cancel.
+
+    ``server_cancelled`` is ``None`` for every reason but ``"deadline"``.
+    """
 
     retryable = True
+    REASONS = frozenset({"connect", "request", "deadline", "wait"})
+
+    def __init__(self, message: str, *, endpoint: str | None = None, reason: str = "request",
+                 server_cancelled: bool | None = None) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"JobTimeoutError reason {reason!r} is not one of {sorted(self.REASONS)}")
+        super().__init__(message, endpoint=endpoint)
+        self.reason = reason
+        self.server_cancelled = server_cancelled if reason == "deadline" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "reason": self.reason, "server_cancelled": self.server_cancelled}
+
+
+class IncompatibleServerError(BackendError):
+    """The server answers, but it is not one this backend can use: another application, or a
+    version without the endpoints a job needs. Raised at connect, before anything is submitted.
+
+    ``missing`` lists what the backend looked for and did not find (may be empty). Not
+    retryable: asking again gets the same answer. The CLI reports it as a connection failure
+    (exit 3).
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.missing = tuple(missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "missing": list(self.missing)}
 
 
 class IntegrityError(BackendError):
