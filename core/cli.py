@@ -249,8 +249,25 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     generate.set_defaults(handler=_cmd_generate)
 
     if plugin_manager is not None:
-        plugin_manager.hook.vidbridge_register_commands(subparsers=commands)
+        # Each plugin separately: one that raises is reported by `vidbridge plugins` (like a load
+        # error) and its half-added commands are removed; the rest of the command line works.
+        plugin_manager.call_each("vidbridge_register_commands", checkpoint=lambda: _commands_checkpoint(commands),
+                                 subparsers=commands)
     return parser
+
+
+def _commands_checkpoint(commands: Any) -> Callable[[], None]:
+    """What undoes the sub-commands added to ``commands`` after this call (argparse keeps them in
+    its ``choices`` map and, for ``--help``, in ``_choices_actions``)."""
+    names = set(commands.choices)
+    listed = list(commands._choices_actions)
+
+    def undo() -> None:
+        for name in set(commands.choices) - names:
+            del commands.choices[name]
+        commands._choices_actions[:] = listed
+
+    return undo
 
 
 def _version() -> str:

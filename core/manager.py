@@ -11,7 +11,10 @@ ones (``wan2gp``, ``mock_backend``) register through that same group.
 * ``a,b``: the built-in plugins plus the named ones.
 
 A plugin that fails to import is skipped with a warning naming it; the others still load. The
-failures are kept in :attr:`PluginManager.load_errors`.
+failures are kept in :attr:`PluginManager.load_errors`. A loaded plugin that raises in a hook
+every plugin answers once at start-up (``vidbridge_register_commands``, through
+:meth:`PluginManager.call_each`) is reported the same way (:attr:`PluginManager.hook_errors`,
+the ``error`` of its :class:`PluginInfo`), and the other plugins' calls still happen.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import importlib.metadata
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
@@ -68,6 +71,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self.load_errors: dict[str, PluginError] = {}
+        #: Errors of loaded plugins in hooks called through :meth:`call_each`, by plugin name.
+        self.hook_errors: dict[str, list[PluginError]] = {}
         self._metadata: dict[str, tuple[str | None, str | None, bool]] = {}
 
     # -- loading ----------------------------------------------------------------------------------
@@ -127,7 +132,9 @@ class PluginManager(pluggy.PluginManager):
                 continue
             hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
             distribution, version, builtin = self._metadata.get(name, (None, None, False))
-            infos.append(PluginInfo(name, hooks, distribution, version, builtin))
+            failures = self.hook_errors.get(name)
+            error = "; ".join(failure.message for failure in failures) if failures else None
+            infos.append(PluginInfo(name, hooks, distribution, version, builtin, error=error))
         for name, error in self.load_errors.items():
             distribution, version, builtin = self._metadata.get(name, (None, None, False))
             infos.append(PluginInfo(name, (), distribution, version, builtin, error=error.message))
@@ -174,6 +181,40 @@ class PluginManager(pluggy.PluginManager):
                 result = impl.function(**{name: kwargs[name] for name in impl.argnames})
             except Exception as exc:
                 log.warning("plugin %r failed in %s: %s: %s", impl.plugin_name, hook_name, type(exc).__name__, exc)
+                continue
+            results.append((impl.plugin_name, result))
+        return results
+
+    def call_each(
+        self,
+        hook_name: str,
+        *,
+        checkpoint: Callable[[], Callable[[], None]] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[str, Any]]:
+        """Call a hook on every plugin separately, isolating failures; ``(plugin name, result)`` pairs.
+
+        A plugin that raises is left out and its error is kept in :attr:`hook_errors` (shown by
+        :meth:`plugin_infos`, so ``vidbridge plugins`` reports it like a load error); the other
+        plugins are still called.
+
+        :param checkpoint: called before each plugin's call; it returns a function that undoes
+            what a failing call left half done (e.g. command parsers a plugin added before raising).
+        """
+        results = []
+        for impl in getattr(self.hook, hook_name).get_hookimpls():
+            undo = checkpoint() if checkpoint is not None else None
+            try:
+                result = impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception as exc:  # one broken plugin must not take the command line down
+                if undo is not None:
+                    undo()
+                error = PluginError(
+                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
+                    plugin=impl.plugin_name,
+                )
+                self.hook_errors.setdefault(impl.plugin_name, []).append(error)
+                log.warning("%s", error.message)
                 continue
             results.append((impl.plugin_name, result))
         return results

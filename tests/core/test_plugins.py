@@ -272,3 +272,96 @@ def test_broadcast_isolates_a_failing_plugin(caplog):
         results = manager.broadcast("vidbridge_discover", options=None)
     assert [name for name, _ in results] == ["ok"]
     assert "boom" in caplog.text and "probe crashed" in caplog.text
+
+
+# -------------------------------------------------------------------------------------------------
+# A plugin that raises in vidbridge_register_commands is reported, not fatal
+# -------------------------------------------------------------------------------------------------
+
+
+class CommandPlugin:
+    """Adds one ``NAME`` sub-command printing ``NAME ran``; with ``fail`` it adds the command,
+    then raises (a half-done registration)."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+
+    @hookimpl
+    def vidbridge_register_commands(self, subparsers):
+        command = subparsers.add_parser(self.name, help=f"the {self.name} command")
+        command.set_defaults(handler=lambda args: print(f"{self.name} ran") or 0)
+        if self.fail:
+            raise RuntimeError(f"{self.name} cannot register")
+
+    @hookimpl
+    def vidbridge_connect(self, endpoint, credentials, options):
+        return f"session-of-{self.name}"
+
+
+@pytest.fixture
+def cli_plugins(vidbridge_plugin_manager, vidbridge_register_plugin, monkeypatch):
+    """A good and a broken command plugin on a manager that ``vidbridge.cli.main`` uses."""
+    import vidbridge.manager
+
+    vidbridge_register_plugin(CommandPlugin("good-cmd"), name="good")
+    vidbridge_register_plugin(CommandPlugin("half-cmd", fail=True), name="broken")
+    monkeypatch.setattr(vidbridge.manager, "get_plugin_manager", lambda **kwargs: vidbridge_plugin_manager)
+    return vidbridge_plugin_manager
+
+
+def test_a_plugin_failing_to_register_commands_is_reported_and_the_rest_works(cli_plugins, caplog):
+    from vidbridge.cli import build_parser
+
+    with caplog.at_level(logging.WARNING, logger="vidbridge.manager"):
+        parser = build_parser(cli_plugins)
+    assert "plugin 'broken' failed in vidbridge_register_commands: RuntimeError: half-cmd cannot register" \
+        in caplog.text
+    commands = next(action for action in parser._actions if action.dest == "command")
+    assert "good-cmd" in commands.choices and "generate" in commands.choices
+    assert "half-cmd" not in commands.choices  # its half-added command is gone, from --help too
+    assert "half-cmd" not in parser.format_help() and "good-cmd" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["half-cmd"])
+    by_name = {info.name: info for info in cli_plugins.plugin_infos()}
+    assert by_name["good"].error is None
+    assert by_name["broken"].error == \
+        "plugin 'broken' failed in vidbridge_register_commands: RuntimeError: half-cmd cannot register"
+    assert "vidbridge_connect" in by_name["broken"].hooks  # its other hooks still work
+    assert cli_plugins.call_owner("broken", "vidbridge_connect", endpoint=None, credentials=None,
+                                  options=None) == "session-of-half-cmd"
+
+
+def test_vidbridge_plugins_shows_the_register_error(cli_plugins, capsys):
+    import json
+
+    from vidbridge.cli import main
+
+    assert main(["plugins", "--json"]) == 0
+    shown = {item["name"]: item for item in json.loads(capsys.readouterr().out)["plugins"]}
+    assert shown["broken"]["error"].startswith("plugin 'broken' failed in vidbridge_register_commands")
+    assert "error" not in shown["good"]
+    assert main(["plugins"]) == 0
+    assert "error: plugin 'broken' failed in vidbridge_register_commands" in capsys.readouterr().out
+    assert main(["good-cmd"]) == 0
+    assert capsys.readouterr().out == "good-cmd ran\n"
+
+
+def test_call_each_without_checkpoint_collects_every_error():
+    class Raising:
+        @hookimpl
+        def vidbridge_register_commands(self, subparsers):
+            raise ValueError(f"no {subparsers}")
+
+    manager = get_plugin_manager(load_entry_points=False, plugins=[("r", Raising()), ("ok", CommandPlugin("x"))])
+
+    class Subparsers:
+        def add_parser(self, name, help=None):
+            return types.SimpleNamespace(set_defaults=lambda **kwargs: None)
+
+    answers = manager.call_each("vidbridge_register_commands", subparsers=Subparsers())
+    manager.call_each("vidbridge_register_commands", subparsers="again")
+    assert [name for name, _ in answers] == ["ok"]
+    assert [error.message for error in manager.hook_errors["r"]][-1].endswith("ValueError: no again")
+    info = next(info for info in manager.plugin_infos() if info.name == "r")
+    assert info.error.count("failed in vidbridge_register_commands") == 2
