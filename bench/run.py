@@ -43,7 +43,7 @@ from _common import (  # noqa: E402
     run_child,
 )
 
-FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "scale")
+FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "submit_latency", "scale")
 GC_KWARGS = dict(verbose=False, download_files=False, analytics_enabled=False)
 
 # -- connect --------------------------------------------------------------------------------------
@@ -241,6 +241,55 @@ def bench_status_call(url: str, calls: int) -> dict[str, Any]:
             "target": "microseconds, no network"}
 
 
+def bench_submit_latency(url: str, reps: int) -> dict[str, Any]:
+    """How long ``submit()`` takes to return while every backend slot is busy, against one pooled
+    HTTP round trip to the same server (the most a host call may cost)."""
+    import httpx
+
+    import vidbridge
+    from vidbridge.models import Phase
+    from vidbridge.plugins.mock_backend import set_options
+
+    set_options(url, step_delay=0.1)
+    client = vidbridge.Client(cache_dir=fresh_dir("submit"), max_sessions=1)
+    session = client.connect(url, backend="wan2gp")
+    http = httpx.Client()
+    try:
+        busy = session.submit(prompt="bench busy", frames=17, steps=100, seed=1, output_dir=fresh_dir("submit-out"))
+        for status in busy.updates(timeout=60):
+            if status.phase not in (Phase.QUEUED, Phase.STARTING) or status.is_terminal:
+                break
+        health = f"{url}/mock_admin/health"
+        http.get(health).raise_for_status()  # connection opened, not measured
+        waiting = []
+
+        def submit_once() -> float:
+            start = time.perf_counter()
+            waiting.append(session.submit(prompt="bench queued", frames=17, steps=1, output_dir=fresh_dir("q")))
+            return time.perf_counter() - start
+
+        def round_trip() -> float:
+            start = time.perf_counter()
+            http.get(health).raise_for_status()
+            return time.perf_counter() - start
+
+        submits, trips = interleaved(reps, submit_once, round_trip)
+        queued = all(job.locally_queued for job in waiting)
+        for job in [*waiting, busy]:
+            job.cancel()
+        for job in [*waiting, busy]:
+            job.wait(60)
+    finally:
+        http.close()
+        client.close()
+        client.wait_closed(60)
+        set_options(url, step_delay=0.0)
+    figure = ratio_of_samples(submits, trips, all_locally_queued=queued, unit="seconds",
+                              target="submit() <= one HTTP round trip while every slot is busy")
+    log(f"submit_latency {median(submits) * 1e3:.2f} ms vs round trip {median(trips) * 1e3:.2f} ms")
+    return figure
+
+
 # -- download -------------------------------------------------------------------------------------
 
 DOWNLOAD_CHILD = r"""
@@ -410,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     result: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": machine()}
     started = time.perf_counter()
-    needs_mock = {"connect_cold", "connect_warm", "job_overhead", "status_call"} & set(wanted)
+    needs_mock = {"connect_cold", "connect_warm", "job_overhead", "status_call", "submit_latency"} & set(wanted)
     if needs_mock:
         with mock_servers(1, full_surface=True) as (server,):
             url = server.url.rstrip("/")
@@ -422,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["job_overhead"] = bench_job_overhead(url, reps=5 if quick else 15)
             if "status_call" in wanted:
                 result["status_call"] = bench_status_call(url, calls=20_000 if quick else 200_000)
+            if "submit_latency" in wanted:
+                result["submit_latency"] = bench_submit_latency(url, reps=20 if quick else 100)
     if "download" in wanted:
         size = (256 if quick else 1024) * 2**20
         result["download"] = bench_download(size, reps=2 if quick else 3)
