@@ -562,13 +562,5 @@ def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[..., Any], *a
 
 
 def _timeout_error(message: str, *, endpoint: str, reason: str, server_cancelled: bool | None = None) -> JobTimeoutError:
-    """A :class:`JobTimeoutError` saying which deadline passed (``reason``: ``wait`` or
-    ``deadline``), whatever keyword arguments the installed error class takes."""
-    try:
-        return JobTimeoutError(message, endpoint=endpoint, reason=reason,  # type: ignore[call-arg]
-                               server_cancelled=server_cancelled)
-    except TypeError:
-        error = JobTimeoutError(message, endpoint=endpoint)
-        error.reason = reason  # type: ignore[attr-defined]
-        error.server_cancelled = server_cancelled  # type: ignore[attr-defined]
-        return error
+    """A :class:`JobTimeoutError` saying which deadline passed (``reason``: ``wait`` or ``deadline``)."""
+    return JobTimeoutError(message, endpoint=endpoint, reason=reason, server_cancelled=server_cancelled)
