@@ -430,7 +430,7 @@ class Job:
                                               message=self._local_queue_message(ahead)))
 
         granted = self._slots.wait(self._ticket, stop=lambda: self._cancel_requested or self._past_deadline(),
-                                   moved=moved)
+                                   moved=moved, deadline=self._deadline)
         with self._condition:
             if granted and not self._cancel_requested and not self._past_deadline():
                 self._stage = _SUBMITTING

@@ -12,6 +12,7 @@ share one.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 __all__ = ["SlotQueue", "Ticket"]
@@ -54,11 +55,13 @@ class SlotQueue:
             return self._waiting.index(ticket), len(self._waiting)
 
     def wait(self, ticket: Ticket, *, stop: Callable[[], bool],
-             moved: Callable[[int, int], None] = lambda ahead, size: None) -> bool:
+             moved: Callable[[int, int], None] = lambda ahead, size: None,
+             deadline: float | None = None) -> bool:
         """Block until ``ticket`` is granted (True) or ``stop()`` is true (False: it left the queue).
 
         ``moved(ahead, size)`` is called, outside the lock, each time the position changes. Call
-        :meth:`wake` after making ``stop()`` true.
+        :meth:`wake` after making ``stop()`` true. ``stop()`` is also checked at ``deadline``
+        (a ``time.monotonic()`` value), so a condition that becomes true with time is seen.
         """
         last: tuple[int, int] | None = None
         while True:
@@ -72,7 +75,7 @@ class SlotQueue:
                     now = (self._waiting.index(ticket), len(self._waiting))
                     if now != last:
                         break
-                    self._changed.wait()
+                    self._changed.wait(None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.001)
             last = now
             moved(*now)
 

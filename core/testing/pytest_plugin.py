@@ -87,6 +87,7 @@ def vidbridge_client(vidbridge_plugin_manager: PluginManager, tmp_path_factory: 
         yield client
     finally:
         client.close()
+        client.wait_closed(60)
 
 
 class ThreadGuard:

@@ -515,3 +515,113 @@ def test_testing_namespace_is_lazy():
     assert testing.BACKEND_HOOKS[0] == "vidbridge_discover"
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         testing.Nope
+
+
+# -------------------------------------------------------------------------------------------------
+# The local queue, job references, attach, download=False
+# -------------------------------------------------------------------------------------------------
+
+
+def test_slot_queue_positions_grants_and_leaving():
+    from vidbridge.slots import SlotQueue
+
+    queue = SlotQueue(1)
+    first, second, third = queue.enter(), queue.enter(), queue.enter()
+    assert first.granted and queue.running == 1
+    assert queue.position(first) is None and queue.position(second) == (0, 2) and queue.position(third) == (1, 2)
+    queue.leave(second)  # a waiting ticket leaves: the next moves up
+    assert queue.position(third) == (0, 1)
+    moves = []
+    stop = threading.Event()
+    waiter = threading.Thread(target=lambda: moves.append(queue.wait(third, stop=stop.is_set,
+                                                                     moved=lambda a, n: moves.append((a, n)))))
+    waiter.start()
+    queue.leave(first)
+    waiter.join(30)
+    assert moves[-1] is True and third.granted
+    queue.leave(third)
+    queue.leave(third)  # idempotent
+    assert queue.running == 0
+    fourth, fifth = queue.enter(), queue.enter()
+    stop.set()
+    assert queue.wait(fifth, stop=stop.is_set) is False and queue.position(fifth) is None
+    with pytest.raises(ValueError):
+        SlotQueue(0)
+
+
+def test_a_queued_job_past_its_deadline_fails_without_reaching_the_backend(backend, vidbridge_plugin_manager,
+                                                                         tmp_path, out):
+    with Client(plugin_manager=vidbridge_plugin_manager, cache_dir=tmp_path, poll_interval=0.05,
+                max_sessions=1) as client:
+        session = client.connect(URL)
+        busy = session.submit(hold(), output_dir=out)
+        late = session.submit(prompt="never starts", output_dir=out, timeout=0.2)
+        assert late.wait(timeout=30).phase is Phase.FAILED
+        assert isinstance(late.error, JobTimeoutError) and late.error.reason == "deadline"
+        assert late.error.server_cancelled is False
+        assert all(handle.job_id != late.id for handle in session.native.handles)
+        busy.cancel()
+
+
+def test_job_reference_is_json_and_refuses_what_is_not(session, out):
+    from vidbridge import JobRef, NotAttachableError
+
+    job = session.submit(prompt="a fox", output_dir=out)
+    job.result(timeout=30)
+    ref = job.ref
+    assert ref.backend == "fake" and ref.job_id == job.id and ref.data == {}
+    assert JobRef.from_json(ref.to_json()) == ref == JobRef.from_json(ref.model_dump())
+    for bad in ("not json", '{"backend": "fake"}', '{"backend": "x", "endpoint": "y", "job_id": "z", "extra": 1}'):
+        with pytest.raises(NotAttachableError) as caught:
+            JobRef.from_json(bad)
+        assert caught.value.reason == "invalid"
+    with pytest.raises(ValueError, match="JSON"):
+        JobRef(backend="x", endpoint="y", job_id="z", data={"value": float("nan")})
+
+
+def test_attach_says_why_it_cannot(session, vidbridge_client, out):
+    from vidbridge import JobRef, NotAttachableError
+
+    job = session.submit(prompt="a fox", output_dir=out)
+    job.result(timeout=30)
+    with pytest.raises(NotAttachableError) as caught:
+        vidbridge_client.attach(job.ref.to_json())
+    assert caught.value.reason == "unsupported"  # the fake backend has no vidbridge_attach
+    other = JobRef(backend="fake", endpoint="http://elsewhere.fake:1", job_id="job-x")
+    with pytest.raises(NotAttachableError) as caught:
+        session.attach(other)
+    assert caught.value.reason == "mismatch"
+    with pytest.raises(NotAttachableError) as caught:
+        vidbridge_client.attach(JobRef(backend="nobody", endpoint=URL, job_id="job-x"))
+    assert caught.value.reason == "unsupported"
+
+
+def test_download_false_then_fetch(session, out, tmp_path):
+    job = session.submit(hold("later"), output_dir=out, download=False)
+    with pytest.raises(VidbridgeError, match="must be completed"):
+        job.fetch(tmp_path / "early")
+    handle_of(session, job).release()
+    assert job.wait(timeout=30).phase is Phase.COMPLETED
+    assert job.artifacts == [] and not out.exists()
+    with pytest.raises(PluginError, match="vidbridge_outputs"):
+        job.outputs()  # the fake backend cannot list outputs
+    (artifact,) = job.fetch(tmp_path / "later")
+    assert artifact.path.parent == tmp_path / "later" and artifact.path.read_bytes() == b"video of later"
+    assert job.artifacts == [artifact]
+
+
+def test_async_close_and_cancel_of_a_locally_queued_job(backend, vidbridge_plugin_manager, tmp_path, out):
+    async def main():
+        async with Client(plugin_manager=vidbridge_plugin_manager, cache_dir=tmp_path, poll_interval=0.05,
+                          max_sessions=1) as client:
+            session = await client.aconnect(URL)
+            busy = await session.asubmit(hold(), output_dir=out)
+            queued = await session.asubmit(hold("queued"), output_dir=out)
+            assert queued.locally_queued
+            result = await queued.acancel()
+            assert result.server_stopped and (await queued.await_(timeout=30)).phase is Phase.CANCELLED
+            assert (await busy.acancel()).server_stopped
+            await session.aclose()
+            assert session.wait_closed(0) and busy.done()
+
+    asyncio.run(main())
