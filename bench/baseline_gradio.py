@@ -50,6 +50,11 @@ class BaselineFlow:
         self.add = find_endpoint(api, "process_prompt_and_add_tasks", ("model_choice",))
         self.process = find_endpoint(api, "process_tasks")
         self.gallery = find_endpoint(api, "refresh_gallery")
+        # WanGP's own Generate chain also activates the status feed before process_tasks and
+        # finalizes after it (see plugins/wan2gp/job.py): the baseline does the same calls.
+        self.activate = find_endpoint(api, "activate_status")
+        self.feed = find_endpoint(api, "refresh_status_async")
+        self.finalize = find_endpoint(api, "finalize_generation")
         self.save_params = api["named_endpoints"][self.save]["parameters"]
         add_params = {p["parameter_name"]: p for p in api["named_endpoints"][self.add]["parameters"]}
         self.model = add_params["model_choice"].get("parameter_default")
@@ -73,8 +78,12 @@ class BaselineFlow:
         client.predict(*self.payload(target="state", prompt=prompt, video_length=frames,
                                      num_inference_steps=steps, seed=seed), api_name=self.save)
         client.predict(0, self.model, api_name=self.add)
+        feed = client.submit(api_name=self.feed) if client.predict(api_name=self.activate) is not None else None
         client.predict(api_name=self.process)
         outputs = client.predict(api_name=self.gallery)
+        client.predict(api_name=self.finalize)
+        if feed is not None:
+            feed.result(timeout=30)
         item = newest_gallery_item(outputs)
         path = item["path"]
         url = f"{client.src_prefixed}file={path}"
