@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from .context import ConnectOptions, DiscoverOptions
-from .errors import BackendConnectionError, InvalidRequestError, PluginError, VidbridgeError
+from .errors import (
+    BackendConnectionError,
+    IncompatibleServerError,
+    InvalidRequestError,
+    JobTimeoutError,
+    PluginError,
+    VidbridgeError,
+)
 from .models import Credentials, Endpoint, build
 from .manager import PluginInfo, PluginManager, get_plugin_manager
 from .redaction import install_log_redaction, register_credentials
@@ -76,10 +83,12 @@ class Client:
         makes (and closes) its own.
     :param verify_tls: verify HTTPS certificates.
     :param cache_dir: cache folder (API descriptions, upload records).
-    :param connect_timeout: seconds per connection attempt.
+    :param connect_timeout: seconds per connection attempt; a connect (retries included) has
+        ``connect_timeout x retry_attempts`` seconds in all.
     :param request_timeout: seconds per ordinary request (generation streams are not cut).
     :param max_sessions: backend sessions at once per server (parallel jobs).
-    :param retry_attempts: attempts for transient, repeatable operations.
+    :param retry_attempts: attempts, exactly, at connect and at each retried call (only
+        transient errors of repeatable operations are retried; 1 = no retry).
     :param poll_interval: longest wait of one status call (the status hook may return sooner).
     """
 
@@ -120,6 +129,7 @@ class Client:
         self._sessions: list[Session] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Event()  # set by close(): ends connect retries' back-off at once
 
     def __repr__(self) -> str:
         names = ", ".join(info.name for info in self.plugins() if not info.error)
@@ -178,7 +188,9 @@ class Client:
     def identify(self, url: str, credentials: Credentials | Mapping[str, Any] | None = None) -> Endpoint:
         """Find which plugin owns the server at ``url``.
 
-        :raises BackendConnectionError: no plugin recognised it (the message says why).
+        :raises BackendConnectionError: nothing answers there, or the plugin that recognised it
+            cannot use it now (the message says why).
+        :raises IncompatibleServerError: a server answers, but no plugin recognised it.
         """
         endpoints = self.discover([url], probe_local=False, timeout=max(2.0, self._options.connect_timeout),
                                   credentials=credentials)
@@ -187,8 +199,12 @@ class Client:
         if not (endpoint.healthy and endpoint.backend):
             note = endpoint.note or "unreachable"
             if note == _UNRECOGNISED:  # plugins leave out what does not answer: say which it is
-                note = _reachability(wanted, self._options.connect_timeout) or (
-                    f"it answers, but {_UNRECOGNISED} (backends: {', '.join(self.plugin_manager.backend_names())})")
+                unreachable = _reachability(wanted, self._options.connect_timeout)
+                if unreachable is None:  # not retryable: asking again gets the same answer
+                    raise IncompatibleServerError(
+                        f"cannot use {wanted}: it answers, but {_UNRECOGNISED} "
+                        f"(backends: {', '.join(self.plugin_manager.backend_names())})", endpoint=wanted)
+                note = unreachable
             raise BackendConnectionError(f"cannot use {wanted}: {note}", endpoint=wanted)
         return endpoint
 
@@ -240,14 +256,27 @@ class Client:
                 f"(backends: {', '.join(self.plugin_manager.backend_names()) or 'none'})",
                 plugin=endpoint.backend or None,
             )
-        native = retrying(attempts=self._options.retry_attempts, max_delay=self._options.connect_timeout * 3)(
-            self.plugin_manager.call_owner,
-            endpoint.backend,
-            "vidbridge_connect",
-            endpoint=endpoint,
-            credentials=creds,
-            options=self._options,
-        )
+        # The one retry layer of connect (plugins make one attempt per hook call): exactly
+        # retry_attempts attempts within one deadline, and close() ends the back-off at once.
+        options = self._options
+
+        def attempt() -> Any:
+            try:
+                return self.plugin_manager.call_owner(
+                    endpoint.backend, "vidbridge_connect", endpoint=endpoint, credentials=creds, options=options)
+            except JobTimeoutError as exc:
+                if exc.reason == "connect":
+                    raise
+                # nothing is submitted yet: any timeout here means no session in time
+                raise JobTimeoutError(f"{exc.message} (connecting; {options.connect_timeout:g} s per attempt)",
+                                      endpoint=exc.endpoint, reason="connect") from exc
+
+        native = retrying(
+            attempts=options.retry_attempts,
+            deadline=options.connect_deadline(),
+            stop_event=self._closing,
+            on_stop=lambda last: VidbridgeError("this vidbridge.Client was closed while connecting"),
+        )(attempt)
         session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval)
         with self._lock:
             self._sessions.append(session)
@@ -271,6 +300,7 @@ class Client:
             if self._closed:
                 return
             self._closed = True
+            self._closing.set()
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()

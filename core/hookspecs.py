@@ -90,7 +90,14 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: Con
         to call twice. The core passes it back to the other hooks.
     :raises AuthenticationError: credentials missing or refused (say which).
     :raises BackendConnectionError: the server cannot be reached (retryable: the core retries).
-    :raises JobTimeoutError: the server did not answer within ``options.connect_timeout``.
+    :raises IncompatibleServerError: the server answers but is not one this plugin can use
+        (another application, or the endpoints a job needs are missing).
+    :raises JobTimeoutError: the server did not answer within ``options.connect_timeout`` (the
+        core reports every timeout of a connect as ``reason="connect"``).
+
+    Make **one** attempt: the core retries this hook on retryable errors, exactly
+    ``options.retry_attempts`` attempts within ``options.connect_deadline()``, and stops at once
+    when the client closes. A plugin that retried too would multiply the attempts.
 
     Stops at the first non-None result.
     """

@@ -5,14 +5,12 @@ Registered under the ``vidbridge`` entry-point group as ``wan2gp``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
 from vidbridge import (
     hookimpl,
     Artifact,
-    BackendConnectionError,
     CancelResult,
     ConnectOptions,
     Credentials,
@@ -20,9 +18,7 @@ from vidbridge import (
     Endpoint,
     GenerationRequest,
     JobStatus,
-    JobTimeoutError,
 )
-from vidbridge.backend import redact_url, retrying
 
 from . import discovery
 from .fetch import fetch_outputs
@@ -41,16 +37,8 @@ def vidbridge_discover(options: DiscoverOptions) -> list[Endpoint]:
 
 @hookimpl
 def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: ConnectOptions) -> Wan2GPSession:
-    """A pool of gradio sessions to ``endpoint``; retried while the server is unreachable."""
-    started = time.monotonic()
-    for attempt in retrying(attempts=options.retry_attempts, max_delay=max(options.connect_timeout * 3, 5.0)):
-        with attempt:
-            if time.monotonic() - started > options.connect_timeout * max(1, options.retry_attempts):
-                shown = redact_url(endpoint.url)
-                raise JobTimeoutError(f"{shown}: no session within the connect timeout", endpoint=shown)
-            return Wan2GPSession(endpoint, credentials, options)
-    raise BackendConnectionError(f"{redact_url(endpoint.url)}: cannot connect",  # pragma: no cover
-                                 endpoint=redact_url(endpoint.url))
+    """A pool of gradio sessions to ``endpoint``. One attempt: the core retries connect."""
+    return Wan2GPSession(endpoint, credentials, options)
 
 
 @hookimpl
