@@ -8,10 +8,10 @@ Where ``Client(url)`` spends its time on a server of WanGP's size (about 2200 co
 3. one ``Endpoint`` object per event, each scanning the component list linearly for every input
    and output (``Endpoint._get_component_type``): quadratic, ~0.28 s of client CPU.
 
-:class:`FastClient` removes 2 on a warm connect (the description is cached, keyed by a fingerprint
-of ``/config``, in memory and in ``cache_dir``) and 3 always (endpoints are built lazily, only for
-the handful this plugin calls). ``/config`` is fetched once over the pooled HTTP client and handed
-to gradio_client instead of being fetched again.
+:func:`build_client` removes 2 on a warm connect (the description is cached, keyed by a fingerprint
+of ``/config``, in the session's memory and in ``cache_dir``) and 3 always (the compat module's
+``FastClient`` builds endpoints lazily, only for the handful this plugin calls). ``/config`` is
+fetched once over the pooled HTTP client and handed to gradio_client instead of being fetched again.
 """
 
 from __future__ import annotations
@@ -21,58 +21,26 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import httpx
-from gradio_client import Client
-from gradio_client import client as gc_client_module
 
 from vidbridge import AuthenticationError, BackendConnectionError, Credentials, VidbridgeError
 from vidbridge.backend import redact_url, register_secrets
 
-from .compat import use_daemon_workers
+from .compat import FastClient, quiet_environment, stop_client
 from .errors import translate
-from .signals import SignalQueue, shared_ssl_context
+from .signals import shared_ssl_context
 
-__all__ = ["ServerInfo", "FastClient", "fetch_server_info", "login", "close_client", "ApiCache",
-           "UploadCache", "quiet_environment"]
+__all__ = ["ServerInfo", "fetch_server_info", "login", "close_client", "build_client", "ApiCache", "UploadCache",
+           "headers_for"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
 _CACHE_FORMAT = 1
-
-
-_HUB_FLAG_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def quiet_environment() -> Iterator[None]:
-    """While a gradio ``Client`` is built: no request to huggingface.co, and no environment change.
-
-    ``Client()`` builds its User-Agent with huggingface_hub's ``build_hf_headers``; huggingface_hub
-    2.x then looks for "AI agent" harnesses in a registry it fetches from huggingface.co
-    (``GET /api/agent-harnesses``, 3 s timeout, once per process, cached 24 h in ``HF_HOME``) unless
-    its telemetry is off. Only ``HF_HUB_OFFLINE`` / ``HF_HUB_DISABLE_TELEMETRY`` switch that off,
-    and huggingface_hub reads them once, at import: setting them later does nothing, setting them
-    before would change every huggingface_hub user in the host process (and its children). So the
-    flag huggingface_hub reads them into is turned on for the construction only (the lock keeps
-    concurrent constructions from restoring each other's value). Another thread of the host that
-    builds Hub headers in that instant gets a User-Agent without the agent and torch parts.
-    gradio_client's own telemetry thread is switched off in :class:`FastClient`.
-    """
-    from huggingface_hub import constants
-
-    with _HUB_FLAG_LOCK:
-        saved = constants.HF_HUB_DISABLE_TELEMETRY
-        constants.HF_HUB_DISABLE_TELEMETRY = True
-        try:
-            yield
-        finally:
-            constants.HF_HUB_DISABLE_TELEMETRY = saved
 
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:
@@ -375,104 +343,10 @@ def headers_for(credentials: Credentials) -> dict[str, str]:
     return headers
 
 
-class _LazyEndpoints(dict):
-    """gradio_client's ``endpoints`` map, building each ``Endpoint`` on first use."""
-
-    def __init__(self, client: FastClient, endpoint_class: type) -> None:
-        super().__init__()
-        self._client = client
-        self._class = endpoint_class
-        self._deps = {d.get("id", i): d for i, d in enumerate(client.config["dependencies"])}
-
-    def __missing__(self, fn_index: int) -> Any:
-        dependency = self._deps[fn_index]  # KeyError as the plain dict would raise
-        endpoint = self._class(self._client, fn_index, dependency, self._client.protocol)
-        self[fn_index] = endpoint
-        return endpoint
-
-    def _fill(self) -> None:
-        for fn_index in self._deps:
-            if not dict.__contains__(self, fn_index):
-                self[fn_index]  # noqa: B018 - builds it
-
-    def __contains__(self, fn_index: object) -> bool:
-        return fn_index in self._deps
-
-    def values(self):  # type: ignore[override]
-        self._fill()
-        return super().values()
-
-    def items(self):  # type: ignore[override]
-        self._fill()
-        return super().items()
-
-
-class _CachingEndpoint(gc_client_module.Endpoint):
-    """An Endpoint whose uploads go through the server's :class:`UploadCache` (same file once)."""
-
-    def _upload_file(self, f: dict, data_index: int) -> dict[str, Any]:  # gradio_client's upload path
-        path = f.get("path")
-        cache: UploadCache | None = getattr(self.client, "upload_cache", None)
-        if cache is None or not isinstance(path, str) or not os.path.isfile(path):
-            return super()._upload_file(f, data_index)
-        return cache.get_or_upload(path, lambda: super(_CachingEndpoint, self)._upload_file(f, data_index))
-
-
-
-class FastClient(Client):
-    """A gradio ``Client`` built from an already fetched ``/config`` and API description.
-
-    Behaves as ``Client`` for everything this plugin uses (``submit``, ``predict``, ``view_api``,
-    heartbeat, uploads); endpoints are built on first use.
-    """
-
-    def __init__(self, server: ServerInfo, *, upload_cache: UploadCache, **kwargs: Any) -> None:
-        self._server = server
-        self.upload_cache = upload_cache
-        super().__init__(server.url, **kwargs)
-        use_daemon_workers(self, kwargs.get("max_workers", 4))  # never block the host's exit
-        # Construction ran with an empty dependency list (see _get_config); put the real one back.
-        self.config = server.config
-        self.endpoints = _LazyEndpoints(self, _CachingEndpoint)
-
-    def new_helper(self, fn_index: int, headers: dict[str, str] | None = None) -> Any:
-        """gradio_client's per-call helper, with an update queue that wakes listeners (no polling)."""
-        helper = super().new_helper(fn_index, headers)
-        helper.updates = SignalQueue()
-        return helper
-
-    def _get_config(self) -> dict:
-        light = dict(self._server.config)
-        light["dependencies"] = []
-        return light
-
-    def _get_api_info(self) -> dict:
-        return self._server.info
-
-    def _telemetry_thread(self) -> None:
-        # gradio_client starts this unless GRADIO_ANALYTICS_ENABLED says otherwise, whatever
-        # analytics_enabled=False says (it ORs the two): a HEAD to huggingface.co per Client.
-        return None
-
-
-def close_client(client: Client | None, download_dir: Path | None = None) -> None:
-    """Release everything a Client holds: heartbeat, its three thread pools, its download folder.
-
-    Idempotent; never raises.
-    """
+def close_client(client: Any) -> None:
+    """Release everything a Client holds: heartbeat and its three thread pools. Idempotent; never raises."""
     if client is not None:
-        kill = getattr(client, "_kill_heartbeat", None)
-        if kill is not None:
-            kill.set()  # close() joins for up to 1 s; signal first, join briefly below
-        heartbeat = getattr(client, "heartbeat", None)
-        if heartbeat is not None and heartbeat.is_alive():
-            heartbeat.join(timeout=0.2)
-        for name in ("executor", "helper_executor", "stream_executor"):
-            pool = getattr(client, name, None)
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-    if download_dir is not None:
-        shutil.rmtree(download_dir, ignore_errors=True)
+        stop_client(client)
 
 
 def build_client(server: ServerInfo, credentials: Credentials, *, verify_tls: bool, connect_timeout: float,
@@ -491,7 +365,9 @@ def build_client(server: ServerInfo, credentials: Credentials, *, verify_tls: bo
     try:
         with quiet_environment():
             return FastClient(
-                server,
+                server.url,
+                config=server.config,
+                info=server.info,
                 upload_cache=upload_cache,
                 token=False,  # never the locally saved Hugging Face token: it would go to any server
                 verbose=False,

@@ -12,8 +12,6 @@ import concurrent.futures
 import re
 
 import httpx
-from gradio_client import exceptions as gc_exceptions
-from gradio_client import utils as gc_utils
 
 from vidbridge.backend import redact_url, translate_http_error
 from vidbridge import (
@@ -27,6 +25,8 @@ from vidbridge import (
     TransientServerError,
     VidbridgeError,
 )
+
+from .compat import AppError, GradioAuthenticationError, QueueError, TooManyRequestsError
 
 __all__ = ["translate", "OPAQUE_MARKER", "cancelled"]
 
@@ -53,7 +53,7 @@ def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError
         return exc
     endpoint = redact_url(endpoint)
     where = f"{endpoint}: {step}"
-    if isinstance(exc, gc_exceptions.AuthenticationError):
+    if isinstance(exc, GradioAuthenticationError):
         return AuthenticationError(
             f"{where}: the server requires a login and no username/password was given",
             endpoint=endpoint,
@@ -63,9 +63,9 @@ def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError
         return AuthenticationError(
             f"{where}: the server refused the username/password", endpoint=endpoint, reason="refused"
         )
-    if isinstance(exc, gc_utils.TooManyRequestsError):
+    if isinstance(exc, TooManyRequestsError):
         return RateLimitedError(f"{where}: the server is rate limiting requests (HTTP 429)", endpoint=endpoint)
-    if isinstance(exc, gc_utils.QueueError):
+    if isinstance(exc, QueueError):
         return TransientServerError(f"{where}: the server's queue is full ({_clean(str(exc))})", endpoint=endpoint,
                                     status_code=503)
     if isinstance(exc, httpx.HTTPError):
@@ -80,7 +80,7 @@ def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError
         return BackendConnectionError(f"{where}: the connection to the server was lost", endpoint=endpoint)
     if isinstance(exc, (TimeoutError, concurrent.futures.TimeoutError)):
         return JobTimeoutError(f"{where}: no answer in time", endpoint=endpoint)
-    if isinstance(exc, gc_exceptions.AppError):
+    if isinstance(exc, AppError):
         text = _clean(str(exc))
         if OPAQUE_MARKER in text:
             return JobFailedError(
