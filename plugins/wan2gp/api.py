@@ -1,9 +1,12 @@
 """The server's API surface, read from its own ``view_api()`` and ``/config``.
 
 WanGP names endpoints after Python functions, so copies get ``_1``, ``_2``... suffixes that change
-between versions and with plugins. Endpoints are therefore found by *base name* and by the
-*parameter names* they take, never by a hard-coded suffix; payloads are built by parameter name
-from the server's own defaults.
+between versions and with plugins, and a server may carry other handlers under the same function
+names (WanGP's own plugins, other versions). Endpoints are therefore resolved by *base name* and
+by the *whole signature* a caller needs (:class:`Signature`: every parameter it sends, the
+returns it reads), never by a hard-coded suffix or "the first copy that takes a prompt": every
+copy is scored, and when none fits :class:`EndpointNotFound` lists each copy and why it was
+refused. Payloads are built by parameter name from the server's own defaults.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from vidbridge import InvalidRequestError
 
-__all__ = ["Parameter", "ApiSurface", "EndpointNotFound", "update_value"]
+__all__ = ["Parameter", "Signature", "ApiSurface", "EndpointNotFound", "update_value"]
 
 _SUFFIX = re.compile(r"^(?P<base>/.+?)(?:_(?P<n>\d+))?$")
 
@@ -26,7 +29,39 @@ _SKIPPED_TYPES = frozenset({"state", "row", "column", "tabs", "tab", "tabitem", 
 
 
 class EndpointNotFound(LookupError):
-    """The server offers no endpoint with that base name and those parameters."""
+    """The server offers no endpoint with that base name and signature (the message lists every
+    copy considered and why it was refused)."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a caller needs of an endpoint, to pick the right copy among same-named handlers.
+
+    :ivar base: the function name (``save_inputs``).
+    :ivar parameters: parameter names that must all be present.
+    :ivar exact: the parameters must be exactly :attr:`parameters`, in order (calls that send them
+        positionally).
+    :ivar preferred: parameters that count in a copy's score when present (sent when present).
+    :ivar returns: components (lower-case, e.g. ``"gallery"``) that must be among the returns.
+    :ivar min_returns: at least this many returns.
+    :ivar check: a further test ``(surface, api_name) -> reason or None`` (e.g. its outputs feed
+        another endpoint's inputs).
+    """
+
+    base: str
+    parameters: tuple[str, ...] = ()
+    exact: bool = False
+    preferred: tuple[str, ...] = ()
+    returns: tuple[str, ...] = ()
+    min_returns: int = 0
+    check: Callable[[ApiSurface, str], str | None] | None = None
+
+    def describe(self) -> str:
+        """The signature in words, for messages."""
+        takes = (f"exactly ({', '.join(self.parameters)})" if self.exact
+                 else f"parameters {', '.join(self.parameters)}" if self.parameters else "any parameters")
+        gives = f"; returning {', '.join(self.returns)}" if self.returns else ""
+        return f"/{self.base} taking {takes}{gives}"
 
 
 @dataclass(frozen=True)
@@ -85,6 +120,7 @@ class ApiSurface:
         self._named: dict[str, Mapping[str, Any]] = dict(info.get("named_endpoints") or {})
         self._params: dict[str, tuple[Parameter, ...]] = {}
         self._config = config or {}
+        self._resolved: dict[Signature, str | EndpointNotFound] = {}
 
     # -- look-up -----------------------------------------------------------------------------------
 
@@ -119,6 +155,65 @@ class ApiSurface:
     def has(self, base: str) -> bool:
         """True when at least one copy of ``base`` exists."""
         return bool(self.copies(base))
+
+    def refusal(self, signature: Signature, api_name: str) -> str | None:
+        """Why ``api_name`` does not fit ``signature`` (``None``: it fits)."""
+        names = [p.name for p in self.parameters(api_name)]
+        if signature.exact:
+            if names != list(signature.parameters):
+                return f"takes ({', '.join(names)}), not ({', '.join(signature.parameters)})"
+        else:
+            missing = [n for n in signature.parameters if n not in names]
+            if missing:
+                return f"lacks parameter(s) {', '.join(missing)}"
+        returns = self.returns(api_name)
+        if len(returns) < signature.min_returns:
+            return f"returns {len(returns)} value(s), not at least {signature.min_returns}"
+        components = [str(r.get("component") or "").lower() for r in returns]
+        absent = [c for c in signature.returns if c not in components]
+        if absent:
+            return f"returns no {', '.join(absent)} (returns: {', '.join(components) or 'nothing'})"
+        if signature.check is not None:
+            return signature.check(self, api_name)
+        return None
+
+    def resolve(self, signature: Signature) -> str:
+        """The copy of ``signature.base`` that fits ``signature`` best: every copy is checked, the
+        fitting ones are scored by the preferred parameters they take, ties go to the lowest
+        suffix (the copy WanGP's own UI declares first).
+
+        :raises EndpointNotFound: no copy fits; the message names each copy and why it was refused.
+        """
+        known = self._resolved.get(signature)
+        if known is None:
+            known = self._resolved[signature] = self._resolve(signature)
+        if isinstance(known, EndpointNotFound):
+            raise EndpointNotFound(str(known))
+        return known
+
+    def _resolve(self, signature: Signature) -> str | EndpointNotFound:
+        scored: list[tuple[int, int, str]] = []
+        refused: list[str] = []
+        for name in self.copies(signature.base):
+            reason = self.refusal(signature, name)
+            if reason is not None:
+                refused.append(f"{name} {reason}")
+                continue
+            names = {p.name for p in self.parameters(name)}
+            score = sum(1 for n in signature.preferred if n in names)
+            scored.append((-score, _suffix_number(name), name))
+        if scored:
+            return min(scored)[2]
+        considered = "; ".join(refused) if refused else "the server has no copy of it"
+        return EndpointNotFound(f"no endpoint fits {signature.describe()} ({considered})")
+
+    def fits(self, signature: Signature) -> bool:
+        """True when some copy of ``signature.base`` fits it."""
+        try:
+            self.resolve(signature)
+        except EndpointNotFound:
+            return False
+        return True
 
     def find(self, base: str, *, requires: Iterable[str] = (), exact: Sequence[str] | None = None,
              min_returns: int = 0) -> str:

@@ -29,7 +29,7 @@ def _seed(settings: dict, name: str | None) -> int | None:
 def provenance_for(session: Wan2GPSession, job: Wan2GPJob, original_name: str) -> Provenance:
     """What produced the file: request, exact settings sent, seed, model, server, timings.
     No credentials: the request and settings never hold any."""
-    timings = dict(job.state.timings)
+    timings = dict(job.snapshot().timings)
     timings["started"] = job.started_at
     return Provenance(
         backend="wan2gp",

@@ -86,23 +86,15 @@ def test_any_gallery_answer_parses_or_raises_the_typed_error(value: Any) -> None
 
 
 def test_gallery_format_error_becomes_job_failed_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidbridge.plugins.wan2gp import job as job_module
-
-    class _Api:
-        def has(self, name: str) -> bool:
-            return name == "refresh_gallery"
-
-        def find(self, name: str, **_: Any) -> str:
-            return "/" + name
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
 
     class _Session:
         url = "http://wangp.test"
-        api = _Api()
 
-    wan_job = job_module.Wan2GPJob.__new__(job_module.Wan2GPJob)
-    wan_job.session = _Session()
-    wan_job._started_processing = True
-    monkeypatch.setattr(wan_job, "_step", lambda *a, **k: ((1, {"__type__": "update", "value": [42]}), []),
-                        raising=False)
+    flow = WanGPFlow(_Session(), "job", "vb-job", wake=lambda: None, on_submitted=lambda: None)  # type: ignore[arg-type]
+    flow.started_processing = True
+    monkeypatch.setattr(flow, "offers", lambda need: need == "refresh_gallery")
+    monkeypatch.setattr(flow, "endpoint", lambda need: "/" + need)
+    monkeypatch.setattr(flow, "step", lambda *a, **k: ((1, {"__type__": "update", "value": [42]}), []))
     with pytest.raises(JobFailedError, match="gallery"):
-        wan_job._gallery("reading the gallery after the job")
+        flow.gallery("reading the gallery after the job")

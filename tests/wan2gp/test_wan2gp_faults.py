@@ -87,9 +87,9 @@ def test_result_stream_cut_after_generation_recovers_from_the_gallery(mock: Any,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import concurrent.futures
 
-    from vidbridge.plugins.wan2gp.job import Wan2GPJob
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
 
-    real = Wan2GPJob._submit_tasks
+    real = WanGPFlow.submit_tasks
     submitted: list[Any] = []
 
     def cut_after_generation(self: Any) -> Any:
@@ -104,7 +104,7 @@ def test_result_stream_cut_after_generation_recovers_from_the_gallery(mock: Any,
 
     session = connect(mock.url, retry_attempts=4)
     run_job(session, _t2v("warm gallery"), tmp_path, "w")
-    monkeypatch.setattr(Wan2GPJob, "_submit_tasks", cut_after_generation)
+    monkeypatch.setattr(WanGPFlow, "submit_tasks", cut_after_generation)
     submitted.clear()
     [artifact], _ = run_job(session, _t2v("gallery recovery"), tmp_path, "g")
     assert artifact.size > 0 and "gallery recovery" in artifact.path.name
