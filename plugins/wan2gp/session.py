@@ -21,14 +21,26 @@ from typing import Any
 
 import httpx
 
-from vidbridge import BackendConnectionError, ConnectOptions, Credentials, Endpoint, JobTimeoutError
+from vidbridge import (
+    BackendConnectionError,
+    ConnectOptions,
+    Credentials,
+    Endpoint,
+    IncompatibleServerError,
+    JobTimeoutError,
+)
 from vidbridge.backend import redact_url
 
-from .api import ApiSurface
+from .api import ApiSurface, EndpointNotFound
 from .compat import end_jobs
 from .connection import ApiCache, FastClient, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
+from .flow import SIGNATURES
 
 __all__ = ["PooledClient", "close_pooled", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
+
+#: The endpoints (names in flow.SIGNATURES) every job calls; a tuple lists alternatives.
+_EVERY_JOB_CALLS = (("save_inputs",), ("fill_inputs",), ("add_tasks",), ("process_tasks",),
+                    ("refresh_gallery", "finalize_generation"))
 
 #: Environment variable: seconds between two job starts on one server (the request-rate limit).
 MIN_INTERVAL_ENV = "VIDBRIDGE_WAN2GP_MIN_INTERVAL"
@@ -124,8 +136,35 @@ class Wan2GPSession:
         self.server: ServerInfo = fetch_server_info(self.http, self.url, credentials,
                                                     timeout=options.connect_timeout, cache=self.api_cache)
         self.api = ApiSurface(self.server.info, self.server.config)
+        self._refuse_unusable()
         # Open the first gradio session now: connect fails early on bad auth or a broken server.
         self._idle.append(self._new_client())
+
+    def _refuse_unusable(self) -> None:
+        """Refuse, at connect, a server without the endpoints every job calls (another gradio
+        app, or a WanGP version whose generation chain differs): nothing would run on it.
+
+        :raises IncompatibleServerError: naming each missing endpoint and why every copy of it was
+            refused.
+        """
+        missing: list[str] = []
+        reasons: list[str] = []
+        for needs in _EVERY_JOB_CALLS:
+            refused = []
+            for need in needs:
+                try:
+                    self.api.resolve(SIGNATURES[need])
+                    break
+                except EndpointNotFound as exc:
+                    refused.append(str(exc))
+            else:
+                missing.append(" or ".join(SIGNATURES[need].base for need in needs))
+                reasons.extend(refused)
+        if missing:
+            if self._own_http:
+                self.http.close()
+            raise IncompatibleServerError(f"{self.shown_url}: not a usable WanGP server: {'; '.join(reasons)}",
+                                          endpoint=self.shown_url, missing=tuple(missing))
 
     def __repr__(self) -> str:  # no credentials, ever
         return f"<Wan2GPSession {self.shown_url} idle={len(self._idle)} busy={len(self._busy)}>"

@@ -1,14 +1,17 @@
 """Connect against real local servers: ``retry_attempts=N`` is exactly N connection attempts
-(counted by the mock's fault counter)."""
+(counted by the mock's fault counter), and a gradio server that is not a usable WanGP is refused
+at connect with IncompatibleServerError (exit 3), before anything is submitted."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
-from vidbridge import Client, Endpoint, TransientServerError
+from vidbridge import Client, Endpoint, IncompatibleServerError, TransientServerError
 from vidbridge.plugins.mock_backend import faults
 
 pytestmark = pytest.mark.integration
@@ -36,3 +39,42 @@ def test_a_connect_recovers_within_its_attempts(vidbridge_mock: Any, tmp_path: P
         session = client.connect(Endpoint(url=vidbridge_mock.url, backend="wan2gp"))
         assert session.backend == "wan2gp"
     assert faults.list_faults(vidbridge_mock.url) == []  # both refusals were spent, the third attempt connected
+
+
+@pytest.fixture(scope="module")
+def other_gradio_url() -> Iterator[str]:
+    """A plain gradio app with one endpoint: a gradio server that is not WanGP."""
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+
+    with gr.Blocks(title="Other", analytics_enabled=False) as demo:
+        box = gr.Textbox()
+        gr.Button().click(lambda text: text[::-1], box, box, api_name="reverse")
+    app = gr.mount_gradio_app(FastAPI(), demo, path="")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="none",
+                                           timeout_graceful_shutdown=1))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def test_a_gradio_server_without_the_generation_endpoints_is_refused_at_connect(other_gradio_url: str,
+                                                                               tmp_path: Path) -> None:
+    with Client(cache_dir=tmp_path, retry_attempts=4) as client:
+        with pytest.raises(IncompatibleServerError) as caught:
+            client.connect(Endpoint(url=other_gradio_url, backend="wan2gp"))
+    error = caught.value
+    assert error.missing == ("save_inputs", "fill_inputs", "process_prompt_and_add_tasks", "process_tasks",
+                             "refresh_gallery or finalize_generation")
+    assert str(error).startswith(f"{other_gradio_url}: not a usable WanGP server: no endpoint fits /save_inputs")
+    assert "the server has no copy of it" in str(error) and not error.retryable
