@@ -1,6 +1,7 @@
-"""Connect against real local servers: ``retry_attempts=N`` is exactly N connection attempts
-(counted by the mock's fault counter), and a gradio server that is not a usable WanGP is refused
-at connect with IncompatibleServerError (exit 3), before anything is submitted."""
+"""Against real local servers: ``retry_attempts=N`` is exactly N connection attempts and N
+attempts of a retried call (counted by the mock's fault counter), and a gradio server that is not
+a usable WanGP is refused at connect with IncompatibleServerError (exit 3), before anything is
+submitted."""
 
 from __future__ import annotations
 
@@ -39,6 +40,21 @@ def test_a_connect_recovers_within_its_attempts(vidbridge_mock: Any, tmp_path: P
         session = client.connect(Endpoint(url=vidbridge_mock.url, backend="wan2gp"))
         assert session.backend == "wan2gp"
     assert faults.list_faults(vidbridge_mock.url) == []  # both refusals were spent, the third attempt connected
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_retry_attempts_is_the_number_of_attempts_of_a_retried_call(vidbridge_mock: Any, tmp_path: Path,
+                                                                   attempts: int) -> None:
+    # every queue join refused: the job's first call (an idempotent read) is retried, then fails
+    with Client(cache_dir=tmp_path, retry_attempts=attempts) as client:
+        session = client.connect(Endpoint(url=vidbridge_mock.url, backend="wan2gp"))
+        faults.reset_counter(vidbridge_mock.url)
+        faults.add_faults(vidbridge_mock.url, "503:route=join,count=99,retry_after=0")
+        job = session.submit(prompt="refused joins", model="t2v", frames=17, steps=1, output_dir=tmp_path / "out")
+        with pytest.raises(TransientServerError, match="queue is full"):
+            job.result(timeout=120)
+    assert _attempts_seen(vidbridge_mock.url, 99) == attempts
+    assert faults.read_counter(vidbridge_mock.url)["total"] == 0  # nothing generated
 
 
 @pytest.fixture(scope="module")
