@@ -94,3 +94,24 @@ def test_a_gradio_server_without_the_generation_endpoints_is_refused_at_connect(
                              "refresh_gallery or finalize_generation")
     assert str(error).startswith(f"{other_gradio_url}: not a usable WanGP server: no endpoint fits /save_inputs")
     assert "the server has no copy of it" in str(error) and not error.retryable
+
+
+def test_the_plugin_refuses_it_and_closes_the_http_client_it_made(other_gradio_url: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from vidbridge import ConnectOptions, Credentials
+    from vidbridge.plugins.wan2gp import plugin
+
+    made: list[httpx.Client] = []
+    real = httpx.Client
+
+    def recording(*args: Any, **kwargs: Any) -> httpx.Client:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(httpx, "Client", recording)
+    with pytest.raises(IncompatibleServerError, match="not a usable WanGP server"):
+        plugin.vidbridge_connect(endpoint=Endpoint(url=other_gradio_url, backend="wan2gp"), credentials=Credentials(),
+                                 options=ConnectOptions(cache_dir=tmp_path))  # no pooled client: it makes one
+    assert made and all(client.is_closed for client in made)
