@@ -24,6 +24,7 @@ from .errors import (
     IncompatibleServerError,
     InvalidRequestError,
     JobTimeoutError,
+    NotAttachableError,
     PluginError,
     VidbridgeError,
 )
@@ -31,7 +32,10 @@ from .models import Credentials, Endpoint, build
 from .manager import PluginInfo, PluginManager, get_plugin_manager
 from .redaction import install_log_redaction, register_credentials
 from .retry import retrying
-from .session import Session
+from .job import Job
+from .refs import JobRef
+from .session import CLOSE_TIMEOUT, Session
+from .slots import SlotQueue
 
 __all__ = ["Client", "connect", "discover", "default_cache_dir"]
 
@@ -127,9 +131,11 @@ class Client:
         )
         self._poll_interval = poll_interval
         self._sessions: list[Session] = []
+        self._slots: dict[str, SlotQueue] = {}  # the local job queue of each endpoint URL
         self._lock = threading.Lock()
         self._closed = False
         self._closing = threading.Event()  # set by close(): ends connect retries' back-off at once
+        self._shut = threading.Event()
 
     def __repr__(self) -> str:
         names = ", ".join(info.name for info in self.plugins() if not info.error)
@@ -277,11 +283,57 @@ class Client:
             stop_event=self._closing,
             on_stop=lambda last: VidbridgeError("this vidbridge.Client was closed while connecting"),
         )(attempt)
-        session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval)
+        session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval,
+                          slots=self._slot_queue(endpoint.url))
         with self._lock:
             self._sessions.append(session)
         session.add_close_callback(lambda: self._forget(session))
         return session
+
+    def _slot_queue(self, url: str) -> SlotQueue:
+        """The local queue of jobs to ``url``, shared by this client's sessions to it: at most
+        ``max_sessions`` of them run at once (each client has its own)."""
+        with self._lock:
+            queue = self._slots.get(url)
+            if queue is None:
+                queue = self._slots[url] = SlotQueue(self._options.max_sessions)
+            return queue
+
+    def attach(
+        self,
+        ref: JobRef | str | dict[str, Any],
+        *,
+        credentials: Credentials | Mapping[str, Any] | None = None,
+        **job_options: Any,
+    ) -> Job:
+        """Follow again, as a :class:`Job`, the work a job reference names (``job.ref`` or its
+        JSON), from this process or another one.
+
+        Uses an open session of this client to the reference's endpoint, or opens one (closed with
+        the client). ``job_options`` are those of :meth:`Session.attach` (``output_dir``,
+        ``timeout``, ``on_status``, ``download``).
+
+        :raises NotAttachableError: the reference is malformed, or its backend cannot find the
+            work again (``error.reason``: ``"invalid"``, ``"unsupported"``, ``"session_bound"``,
+            ``"unknown"``...).
+        :raises BackendConnectionError, AuthenticationError: the endpoint cannot be reached.
+        """
+        if not isinstance(ref, JobRef):
+            ref = JobRef.from_json(ref)
+        if ref.backend not in self.plugin_manager.backend_names():
+            raise NotAttachableError(f"{ref.job_id}: no loaded plugin for backend {ref.backend!r}",
+                                     endpoint=ref.endpoint, reason="unsupported")
+        wanted = ref.endpoint.rstrip("/")
+        with self._lock:
+            open_ = [s for s in self._sessions if not s.closed and s.backend == ref.backend
+                     and s.endpoint.url.rstrip("/") == wanted]
+        session = open_[0] if open_ else self.connect(build(Endpoint, url=ref.endpoint, backend=ref.backend),
+                                                      credentials=credentials)
+        return session.attach(ref, **job_options)
+
+    async def aattach(self, ref: JobRef | str | dict[str, Any], **kwargs: Any) -> Job:
+        """Async twin of :meth:`attach` (connecting, when needed, runs on a worker thread)."""
+        return await asyncio.to_thread(lambda: self.attach(ref, **kwargs))
 
     def _forget(self, session: Session) -> None:
         with self._lock:
@@ -295,7 +347,11 @@ class Client:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every session opened through this client, then the pooled HTTP client. Idempotent."""
+        """Start closing every session opened through this client; returns at once. Idempotent.
+
+        The pooled HTTP client is closed once the sessions are (in the background);
+        :meth:`wait_closed` waits for it all, and leaving ``with`` does both.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -304,20 +360,35 @@ class Client:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
-        if self._owns_http:
-            self._http.close()
+        threading.Thread(target=self._shutdown, args=(sessions,), name="vidbridge-client-close", daemon=True).start()
+
+    def _shutdown(self, sessions: list[Session]) -> None:
+        try:
+            for session in sessions:
+                session._native_closed.wait(CLOSE_TIMEOUT)
+            if self._owns_http:
+                self._http.close()
+        finally:
+            self._shut.set()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until :meth:`close` has finished; ``True`` if it did within ``timeout`` seconds."""
+        return self._shut.wait(timeout)
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+        if not self.wait_closed(CLOSE_TIMEOUT):
+            log.warning("vidbridge.Client still closing after %s s", CLOSE_TIMEOUT)
 
     async def __aenter__(self) -> Client:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.to_thread(self.close)
+        self.close()
+        await asyncio.to_thread(self.wait_closed, CLOSE_TIMEOUT)
 
 
 def connect(
@@ -337,7 +408,7 @@ def connect(
     except BaseException:
         client.close()
         raise
-    session.add_close_callback(client.close)
+    session.add_close_callback(lambda: (client.close(), client.wait_closed(CLOSE_TIMEOUT)))
     return session
 
 
