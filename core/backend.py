@@ -15,6 +15,11 @@ and the tools below from here, never from the core's implementation modules (``v
           with attempt:
               answer = read_something()
 
+  ``retrying(attempts=N)`` makes exactly N attempts; ``deadline=`` bounds the whole operation and
+  ``stop_event=`` (a job's cancel event) ends the back-off at once.
+- :class:`Deadline` -- one budget per operation (``Deadline.after(seconds)``, ``.remaining()``,
+  ``.expired``, ``.cap(timeout)``); ``ConnectOptions.connect_deadline()`` and
+  ``request_deadline()`` build the standard ones. :class:`StopSignal` is what ``stop_event`` must offer.
 - :func:`call_with_retry`, :func:`is_retryable` -- the same policy for one callable; the predicate.
 
 **HTTP errors and URLs**
@@ -43,9 +48,11 @@ from __future__ import annotations
 from .download import download_verified
 from .httperrors import raise_for_status, redact_url, retry_after_seconds, translate_http_error
 from .redaction import register_secrets
-from .retry import call_with_retry, is_retryable, retrying
+from .retry import Deadline, StopSignal, call_with_retry, is_retryable, retrying
 
 __all__ = [
+    "Deadline",
+    "StopSignal",
     "call_with_retry",
     "download_verified",
     "is_retryable",

@@ -63,7 +63,7 @@ def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
         # transient errors must not lose it. Each download_verified call retries on its own; after
         # that, keep going (waiting for the server while it is down) until the deadline,
         # connect_timeout x retry_attempts.
-        deadline = time.monotonic() + options.connect_timeout * max(1, options.retry_attempts)
+        deadline = options.connect_deadline()
         while True:
             try:
                 artifacts.append(download_verified(
@@ -79,7 +79,7 @@ def fetch_outputs(session: Wan2GPSession, job: Wan2GPJob, destination: Path,
                 ))
                 break
             except VidbridgeError as exc:
-                if not exc.retryable or time.monotonic() >= deadline:
+                if not exc.retryable or deadline.expired:
                     raise
                 if session.server_down():
                     session.wait_until_up(deadline, exc)

@@ -28,7 +28,7 @@ carry other handlers with the same function names (its plugins, other versions).
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from vidbridge import (
@@ -46,7 +46,7 @@ from vidbridge.backend import redact_url, retrying
 from . import compat
 from .api import ApiSurface, EndpointNotFound, Signature, update_value
 from .catalog import family_of
-from .errors import translate
+from .errors import cancelled, translate
 from .gallery import GalleryFormatError, GalleryItem, parse_gallery
 from .payload import FormPlan, media_value, plan_form, validate_for_model
 
@@ -172,6 +172,9 @@ class WanGPFlow:
 
     :param wake: called on every update of the gradio calls the job follows, and when they end.
     :param on_submitted: called once ``process_tasks`` is submitted.
+
+    :attr:`stop` is the job's stop signal (set by cancel): retries before the task runs end at once
+    (:class:`~vidbridge.JobCancelledError`), and so do the job's waits between recoveries.
     """
 
     def __init__(self, session: Wan2GPSession, job_id: str, client_id: str, *, wake: Callable[[], None],
@@ -187,6 +190,7 @@ class WanGPFlow:
         self.status_job: Any = None
         self._wake = wake
         self._on_submitted = on_submitted
+        self.stop = threading.Event()
 
     def endpoint(self, need: str) -> str:
         """The api name of the copy fitting ``SIGNATURES[need]``.
@@ -225,18 +229,26 @@ class WanGPFlow:
             raise failed.error from None
 
     def attempts(self) -> int:
-        """Tries for idempotent reads and form saves: twice the configured attempts (free to repeat)."""
-        return max(1, self.session.options.retry_attempts) * 2
+        """Attempts of one retried call (``retry_attempts``, exactly), and restarts or stream
+        recoveries allowed per job."""
+        return max(1, self.session.options.retry_attempts)
 
-    def step(self, step: str, api_name: str, *args: Any, before_queue: bool = True) -> tuple[Any, list[str]]:
-        """An idempotent call, retried on transient errors (429 Retry-After honoured).
+    def _cancelled(self, last: BaseException) -> BaseException:
+        return cancelled(self.session.url, False)
+
+    def step(self, step: str, api_name: str, *args: Any, before_queue: bool = True,
+             interruptible: bool = True) -> tuple[Any, list[str]]:
+        """An idempotent call, retried on transient errors (429 Retry-After honoured) within one
+        request deadline; cancel ends the retries (``interruptible``).
 
         :raises Restart: ``before_queue`` and the server is down or has lost this gradio
             session's state (it restarted): the caller continues on a fresh session.
+        :raises JobCancelledError: cancelled while waiting to retry.
         """
         options = self.session.options
+        stop = {"stop_event": self.stop, "on_stop": self._cancelled} if interruptible else {}
         try:
-            for attempt in retrying(attempts=self.attempts(), max_delay=max(options.request_timeout, 10.0)):
+            for attempt in retrying(attempts=self.attempts(), deadline=options.request_deadline(), **stop):
                 with attempt:
                     try:
                         return self.call(step, api_name, *args)
@@ -354,24 +366,28 @@ class WanGPFlow:
 
         Repeated here only when the server refused the call itself (HTTP 429/503 on the queue
         join, so no event exists). Any other failure may have queued the task: the session is
-        abandoned (:class:`Restart`), so that task can never run.
+        abandoned (:class:`Restart`), so that task can never run; so is it when the refusals
+        outlast the attempts.
         """
-        for attempt in range(self.attempts()):
-            try:
-                _, messages = self._attempt("queueing the task", add, *args)
-                return messages
-            except _CallFailed as failed:
-                error = failed.error
-                if isinstance(error, JobFailedError) and _RESTARTED in str(error):
-                    raise Restart(error) from None
-                if not error.retryable:
-                    raise error from None
-                refused = isinstance(error, (RateLimitedError, TransientServerError)) and \
-                    getattr(error, "status_code", 429) in (429, 503) and not failed.joined
-                if not refused or attempt + 1 >= self.attempts():
-                    raise Restart(error) from None
-                retry_after = getattr(error, "retry_after", None)
-                time.sleep(min(retry_after if retry_after is not None else 0.2 * 2 ** attempt, 20.0))
+        options = self.session.options
+        try:
+            for attempt in retrying(attempts=self.attempts(), deadline=options.request_deadline(),
+                                    stop_event=self.stop, on_stop=self._cancelled):
+                with attempt:
+                    try:
+                        _, messages = self._attempt("queueing the task", add, *args)
+                        return messages
+                    except _CallFailed as failed:
+                        error = failed.error
+                        if isinstance(error, JobFailedError) and _RESTARTED in str(error):
+                            raise Restart(error) from None
+                        refused = isinstance(error, (RateLimitedError, TransientServerError)) and \
+                            getattr(error, "status_code", 429) in (429, 503) and not failed.joined
+                        if error.retryable and not refused:
+                            raise Restart(error) from None  # it may be queued: never repeated here
+                        raise error from None  # refused (retried) or not retryable (raised)
+        except (RateLimitedError, TransientServerError) as error:
+            raise Restart(error) from None  # refused every time
         raise AssertionError("unreachable")  # pragma: no cover
 
     def clear_queue(self) -> None:
@@ -430,7 +446,9 @@ class WanGPFlow:
         """
         if self.pooled is None or not (self.offers("activate_status") and self.offers("status_feed")):
             return
-        activated, _ = self.step("activating the status feed", self.endpoint("activate_status"))
+        # Not interruptible: an activation that reached the server must be followed by process_tasks.
+        activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
+                                 interruptible=False)
         if activated is None:
             log.debug("%s: WanGP did not activate the status display", self.job_id)
             return

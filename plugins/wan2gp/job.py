@@ -27,6 +27,7 @@ from typing import Any
 from vidbridge import (
     BackendConnectionError,
     GenerationRequest,
+    JobCancelledError,
     JobFailedError,
     JobStatus,
     Phase,
@@ -108,8 +109,7 @@ class Wan2GPJob:
         flow = self.flow
         plan, model, save = prepare(self.session, self.request)
         flow.model = model
-        options = self.session.options
-        deadline = time.monotonic() + options.connect_timeout * max(1, options.retry_attempts)
+        deadline = self.session.options.connect_deadline()  # for the server to answer again after a restart
         flow.pooled = self.session.acquire(timeout=None)
         flow.pooled.jobs += 1
         restarts = 0
@@ -126,12 +126,14 @@ class Wan2GPJob:
                     flow.pooled = None
                     if restarts > flow.attempts():
                         raise restart.error from None
-                    self.session.wait_until_up(deadline, restart.error)
+                    self.session.wait_until_up(deadline, restart.error, stop_event=flow.stop)
                     flow.pooled = self.session.acquire(timeout=None, fresh=True)
                     flow.pooled.jobs += 1
         except BaseException as exc:
             if flow.pooled is not None:
-                self.session.release(flow.pooled, broken=isinstance(exc, BackendConnectionError))
+                # Cancelled part-way: what the gradio session holds is unknown, so it is not reused.
+                self.session.release(flow.pooled, broken=isinstance(exc, (BackendConnectionError,
+                                                                          JobCancelledError)))
             raise
         self._consumer = threading.Thread(target=self._consume, name=f"wan2gp-{self.job_id}", daemon=True)
         self._consumer.start()
@@ -243,8 +245,8 @@ class Wan2GPJob:
             cut = error
             log.info("%s: %s: %s; following the generation again", redact_url(self.session.url), self.job_id, error)
             retry_after = getattr(error, "retry_after", None)
-            if retry_after:
-                time.sleep(min(retry_after, 20.0))
+            if retry_after and flow.stop.wait(min(retry_after, 20.0)):
+                raise cancelled(self.session.url, self.state.snapshot().server_stopped)
             flow.tasks_job = flow.submit_tasks()
 
     def _new_outputs(self) -> list[GalleryItem]:
@@ -327,6 +329,7 @@ class Wan2GPJob:
         """Abort through WanGP's own abort endpoints: ``(server_stopped, message)``."""
         if not self.state.request_cancel():
             return False, "the job had already ended"
+        self.flow.stop.set()  # no further retry or wait of this job
         stopped = queued_abort = False
         message = ""
         if self.pooled is not None and self.flow.started_processing:

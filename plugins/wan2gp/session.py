@@ -29,11 +29,11 @@ from vidbridge import (
     IncompatibleServerError,
     JobTimeoutError,
 )
-from vidbridge.backend import redact_url
+from vidbridge.backend import Deadline, redact_url
 
 from .api import ApiSurface, EndpointNotFound
-from .compat import end_jobs
-from .connection import ApiCache, FastClient, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
+from .compat import FastClient, end_jobs
+from .connection import ApiCache, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
 from .flow import SIGNATURES
 
 __all__ = ["PooledClient", "close_pooled", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
@@ -184,7 +184,7 @@ class Wan2GPSession:
         """Model choices of a fresh gradio session, from ``view_api`` (they follow the server's
         model at start-up)."""
         try:
-            name = self.api.find("process_prompt_and_add_tasks", requires=["model_choice"])
+            name = self.api.resolve(SIGNATURES["add_tasks"])
         except LookupError:
             return []
         parameter = self.api.parameter(name, "model_choice")
@@ -193,7 +193,7 @@ class Wan2GPSession:
     def default_model(self) -> str | None:
         """The model a fresh gradio session starts on, per ``view_api``."""
         try:
-            name = self.api.find("process_prompt_and_add_tasks", requires=["model_choice"])
+            name = self.api.resolve(SIGNATURES["add_tasks"])
         except LookupError:
             return None
         parameter = self.api.parameter(name, "model_choice")
@@ -322,14 +322,15 @@ class Wan2GPSession:
             close_pooled(pooled)
         return True
 
-    def wait_until_up(self, deadline: float, error: Exception) -> None:
+    def wait_until_up(self, deadline: Deadline, error: Exception, *,
+                      stop_event: threading.Event | None = None) -> None:
         """Wait (probing with back-off) until the server answers again; raise ``error`` when
-        ``deadline`` (``time.monotonic()``) passes first."""
+        ``deadline`` passes first, the session closes or ``stop_event`` is set (cancel)."""
         delay = 0.25
-        while self.server_down(timeout=max(0.5, min(3.0, deadline - time.monotonic()))):
-            if self._closed or time.monotonic() + delay > deadline:
+        stop = stop_event or threading.Event()
+        while self.server_down(timeout=max(0.5, min(3.0, deadline.remaining()))):
+            if self._closed or delay >= deadline.remaining() or stop.wait(delay):
                 raise error
-            time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
     def probe(self, timeout: float = 3.0) -> bool:

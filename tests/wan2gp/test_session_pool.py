@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from vidbridge import ConnectOptions, Credentials, Endpoint
+from vidbridge.backend import Deadline
 from vidbridge.errors import BackendConnectionError, JobTimeoutError
 from vidbridge.plugins.wan2gp.api import ApiSurface
 from vidbridge.plugins.wan2gp.session import MIN_INTERVAL_ENV, PooledClient, Wan2GPSession
@@ -219,7 +220,11 @@ def test_probe_of_a_dead_server_is_false(tmp_path: Path) -> None:
                 assert _closed(idle) and "idle=0" in repr(session)  # its gradio sessions died with it
                 gone = BackendConnectionError("still down", endpoint=session.url)
                 with pytest.raises(BackendConnectionError, match="still down"):
-                    session.wait_until_up(0.0, gone)  # a deadline already passed: no waiting
+                    session.wait_until_up(Deadline.after(0), gone)  # a deadline already passed: no waiting
+                stop = threading.Event()
+                stop.set()
+                with pytest.raises(BackendConnectionError, match="still down"):
+                    session.wait_until_up(Deadline.after(600), gone, stop_event=stop)  # cancelled: at once
         finally:
             session.close()
 

@@ -77,8 +77,10 @@ def test_result_stream_refused_after_generation_started_is_recovered_once(mock: 
     session = connect(mock.url, retry_attempts=4)
     run_job(session, _t2v("warm stream"), tmp_path, "w")
     # Every result stream is refused a few times (its events keep running on the server): each
-    # call, process_tasks included, must end with its one result, and the task runs once.
-    faults.add_faults(mock.url, "503:route=data,count=4,retry_after=0")
+    # call, process_tasks included, must end with its one result, and the task runs once. Three
+    # refusals: with retry_attempts=4 (exactly 4 attempts per call) even one call hit by all of
+    # them gets its result.
+    faults.add_faults(mock.url, "503:route=data,count=3,retry_after=0")
     [artifact], _ = run_job(session, _t2v("stream cut"), tmp_path, "s")
     assert artifact.size > 0 and _runs(mock.url, "stream cut") == 1
 
