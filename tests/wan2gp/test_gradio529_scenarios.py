@@ -215,9 +215,9 @@ def test_cancel_during_generation_python_api(mock: SubprocessMockServer, tmp_pat
             if status.phase is Phase.INFERRING or status.is_terminal:
                 break
         assert phases[-1] is Phase.INFERRING, phases
-        result = job.cancel()
+        result = job.cancel()  # returns at once; the job then ends cancelled
         assert result.server_stopped, result
-        assert job.status().phase is Phase.CANCELLED
+        assert job.wait(timeout=60).phase is Phase.CANCELLED
         with pytest.raises(JobCancelledError):
             job.result()
     assert job.artifacts == [] and not list((tmp_path / "out").glob("*.mp4"))
@@ -233,8 +233,10 @@ def test_server_side_validation_failure(mock: SubprocessMockServer, run_cli: Run
     assert error["type"] == "RejectedError" and "Start Image" in error["message"]
     assert result.document["artifacts"] == []
     with vidbridge.connect(mock.url, cache_dir=tmp_path / "cache") as session:
+        # submit() returns at once: the server's refusal ends the job
+        job = session.submit(prompt="no image", model="i2v", frames=17, output_dir=tmp_path / "api")
         with pytest.raises(RejectedError) as info:
-            session.submit(prompt="no image", model="i2v", frames=17, output_dir=tmp_path / "api")
+            job.result(timeout=60)
     assert "Start Image" in (info.value.server_message or "")
     assert faults.read_counter(mock.url)["total"] == 0  # nothing was generated
 
