@@ -204,8 +204,9 @@ def vidbridge_cancel(session: Any, handle: Any) -> CancelResult | None:
 def vidbridge_job_ref(session: Any, handle: Any) -> dict[str, Any] | None:
     """The backend's own ids for this job, to find its work again later (optional hook).
 
-    The core calls it after ``submit`` and after each status change until it returns a value, and
-    stores the answer as ``job.ref.data``. Return only JSON values (no secrets: references are
+    The core calls it after ``submit``, at each phase change and at completion, and stores the
+    latest answer as ``job.ref.data`` (so ids the backend gives later, such as output names,
+    reach the reference). Return only JSON values (no secrets: references are
     written to files and ledgers), or ``None`` while the backend has not given its ids yet.
 
     :param session: the object returned by :func:`vidbridge_connect`.

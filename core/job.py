@@ -453,7 +453,7 @@ class Job:
             self._request_cancel()
 
     def _refresh_ref(self) -> None:
-        if self._ref_data is not None or not self._session._implements("vidbridge_job_ref"):
+        if not self._session._implements("vidbridge_job_ref"):
             return
         try:
             data = self._session._call_optional("vidbridge_job_ref", handle=self._handle)
@@ -494,8 +494,8 @@ class Job:
             if not isinstance(current, JobStatus):
                 raise PluginError(f"plugin {self._session.backend!r} returned {type(current).__name__} from status",
                                   plugin=self._session.backend)
-            if self._ref_data is None:
-                self._refresh_ref()
+            if current.phase is not self.status().phase or current.phase is Phase.COMPLETED:
+                self._refresh_ref()  # the backend's ids may grow (e.g. output names once known)
             if current.phase is Phase.COMPLETED:
                 break
             self._record(current)

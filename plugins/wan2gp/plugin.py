@@ -17,12 +17,16 @@ from vidbridge import (
     DiscoverOptions,
     Endpoint,
     GenerationRequest,
+    JobRef,
     JobStatus,
+    NotAttachableError,
+    OutputRef,
 )
+from vidbridge.backend import redact_url
 
 from . import discovery
 from .fetch import fetch_outputs
-from .job import Wan2GPJob, prepare
+from .job import Wan2GPJob, file_url, prepare
 from .session import Wan2GPSession
 
 __all__ = ["vidbridge_discover", "vidbridge_connect", "vidbridge_submit", "vidbridge_status", "vidbridge_fetch",
@@ -53,6 +57,31 @@ def vidbridge_submit(session: Wan2GPSession, request: GenerationRequest, job_id:
     job = Wan2GPJob(session, request, job_id)
     job.start()
     return job
+
+
+@hookimpl
+def vidbridge_job_ref(handle: Wan2GPJob) -> dict[str, object]:
+    """What identifies the work on a WanGP web UI: the task's ``client_id`` and model, and the
+    server paths of its outputs once known (no gradio session id: it is useless elsewhere)."""
+    return {"face": "gradio", "client_id": handle.client_id, "model": handle.model,
+            "outputs": [item.path for item in handle.outputs()]}
+
+
+@hookimpl
+def vidbridge_attach(session: Wan2GPSession, ref: JobRef) -> Wan2GPJob:
+    """The web UI's tasks cannot be followed from another client: always refused, saying why."""
+    shown = redact_url(session.url)
+    raise NotAttachableError(
+        f"{ref.job_id}: a WanGP web-UI task belongs to the gradio session that queued it, and only that "
+        f"session sees its progress and its gallery; another client cannot follow it on {shown} "
+        "(WanGP's MCP face keeps jobs by id)", endpoint=shown, reason="session_bound")
+
+
+@hookimpl
+def vidbridge_outputs(session: Wan2GPSession, handle: Wan2GPJob) -> list[OutputRef]:
+    """The job's own new gallery items, with the proxy-safe download URL."""
+    return [OutputRef(name=item.orig_name or Path(item.path).name, url=file_url(session, item), size=item.size,
+                      media_type=item.mime_type) for item in handle.outputs()]
 
 
 @hookimpl
