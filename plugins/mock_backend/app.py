@@ -5,11 +5,19 @@ Endpoints are registered in the recorded order with functions named like WanGP's
 ``save_inputs_1`` ...). By default only the generation-relevant endpoints are registered (the
 first :data:`COMPACT_COPIES` copies of each, so their names and suffixes match the recording);
 ``full_surface=True`` registers all 608, the others as no-ops.
+
+**Decoys** (environment ``VIDBRIDGE_MOCK_DECOYS=1`` in the server's process, e.g.
+``SubprocessMockServer(env={"VIDBRIDGE_MOCK_DECOYS": "1"})``): before the real endpoints, handlers
+with WanGP's function names but *other* signatures are registered (:data:`DECOYS`), as a WanGP
+plugin or another WanGP version could add them. They take the plain names (``/save_inputs``...),
+so the real ones get suffixes; a call to one is counted as event ``decoy:<name>``. A client that
+resolves endpoints by their whole signature never calls them.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import uuid
 from typing import Any, Callable
 
@@ -22,6 +30,23 @@ from .session import get_session
 from .spec import EndpointSpec, Surface, load_surface
 
 COMPACT_COPIES = 3  # copies of each implemented function registered in the compact surface
+DECOYS_ENV = "VIDBRIDGE_MOCK_DECOYS"
+#: Same-named handlers with other signatures: function name -> (parameter names, output kinds).
+DECOYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "save_inputs": (("target", "prompt"), ()),
+    "process_prompt_and_add_tasks": (("model_choice", "current_gallery_tab", "plugin_option"), ("html",)),
+    "activate_status": ((), ()),
+    "refresh_status_async": (("channel",), ("text",)),
+    "process_tasks": (("task_name",), ("text", "text", "text")),
+    "refresh_gallery": ((), ("text",)),
+    "finalize_generation": ((), ("number",)),
+    "unload_model_if_needed": (("model_type",), ()),
+    "abort_generation": (("client_id", "reason"), ("html",)),
+    "clear_queue_action": (("client_id",), ("html",)),
+    "change_model_from_target": (("model_type", "plugin"), ("html",)),
+    "fill_inputs": ((), ("text", "text")),
+    "refresh_model_dropdowns": ((), ("dropdown", "dropdown", "dropdown", "text")),
+}
 WANGP_VERSION = "12.60"
 # WanGP's page header, as its /config carries it (a Markdown value): the only place the server
 # states its own version ("WanGP v12.60" once the tags are stripped; the config's "version" is gradio's).
@@ -118,19 +143,43 @@ def build_app(backend: MockBackend) -> gr.Blocks:
                 built[cid] = build_component(surface.components[cid], **overrides.get(cid, {}))
             return built[cid]
 
+        decoys = DECOYS if os.environ.get(DECOYS_ENV, "").strip() not in ("", "0") else {}
+        for name, (parameters, kinds) in decoys.items():  # before the real ones: they take the plain names
+            inputs = [gr.Textbox(visible=False) for _ in parameters]
+            outputs = [_DECOY_OUTPUTS[kind]() for kind in kinds]
+            trigger.click(_decoy(name, parameters, len(outputs), backend), inputs=inputs, outputs=outputs)
         for endpoint in endpoints:
             impl = handlers.by_name.get(endpoint.function_name)
             inputs = [component(c) for c in endpoint.input_ids]
             outputs = [component(c) for c in endpoint.output_ids]
             fn = endpoint_function(endpoint, impl, session_of, len(outputs))
             trigger.click(fn, inputs=inputs + ([state] if impl else []), outputs=outputs)
-    blocks.mock_api_names = _registered_names(endpoints)
+    blocks.mock_api_names = _registered_names(endpoints, decoys)
     return blocks
 
 
-def _registered_names(endpoints: list[EndpointSpec]) -> dict[str, str]:
-    """Registered api name -> recorded api name (gradio suffixes repeats by order)."""
-    seen: dict[str, int] = {}
+_DECOY_OUTPUTS: dict[str, Callable[[], Any]] = {
+    "html": lambda: gr.HTML(visible=False), "text": lambda: gr.Textbox(visible=False),
+    "number": lambda: gr.Number(visible=False), "dropdown": lambda: gr.Dropdown(visible=False),
+}
+
+
+def _decoy(name: str, parameters: tuple[str, ...], n_outputs: int, backend: MockBackend) -> Callable[..., Any]:
+    """A handler named ``name`` taking ``parameters``: counts its call, changes nothing."""
+    def function(*args: Any) -> Any:
+        backend.ledger.event(f"decoy:{name}")
+        return None if n_outputs <= 1 else tuple(None for _ in range(n_outputs))
+
+    function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters])
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+def _registered_names(endpoints: list[EndpointSpec], decoys: Any = ()) -> dict[str, str]:
+    """Registered api name -> recorded api name (gradio suffixes repeats by order; decoys, which
+    come first, take the plain names)."""
+    seen: dict[str, int] = {name: 1 for name in decoys}
     names = {}
     for endpoint in endpoints:
         base = "lambda" if endpoint.function_name == "<lambda>" else endpoint.function_name
