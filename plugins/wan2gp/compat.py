@@ -15,6 +15,7 @@ what                               why
 :func:`stop_client`                sets ``_kill_heartbeat``, joins ``heartbeat``, shuts the pools down
 :func:`drain`, :func:`listen`      read and watch ``Job.communicator.updates``
 :func:`joined_queue`               ``Job.communicator.event_id``: whether the server accepted the call
+:func:`session_hash`               ``Client.session_hash``: the gradio session, for job references
 :func:`end_jobs`                   ``Job.cancel()`` on calls that have not ended
 :func:`quiet_environment`          ``huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY``
 =================================  ===================================================================
@@ -48,7 +49,7 @@ from .workers import DaemonExecutor
 
 __all__ = ["GradioClientChanged", "SUPPORTED", "EXECUTORS", "Status", "AppError", "GradioAuthenticationError",
            "TooManyRequestsError", "QueueError", "FastClient", "check", "check_client", "use_daemon_workers",
-           "stop_client", "drain", "listen", "joined_queue", "end_jobs", "quiet_environment"]
+           "stop_client", "session_hash", "drain", "listen", "joined_queue", "end_jobs", "quiet_environment"]
 
 #: gradio_client releases this module was checked against: ``>=`` lowest, ``<`` bound (pyproject.toml).
 SUPPORTED = ("2.7.0", "2.8")
@@ -77,7 +78,8 @@ _CLIENT_METHODS: dict[str, tuple[str, ...]] = {
 }
 #: Attributes Client.__init__ sets that we read or replace (checked in its source, and on an
 #: instance by :func:`check_client`).
-_CLIENT_ATTRIBUTES = ("config", "endpoints", "protocol", "_info", "_kill_heartbeat", "heartbeat", *EXECUTORS)
+_CLIENT_ATTRIBUTES = ("config", "endpoints", "protocol", "_info", "session_hash", "_kill_heartbeat", "heartbeat",
+                      *EXECUTORS)
 _ENDPOINT_METHODS: dict[str, tuple[str, ...]] = {
     "__init__": ("client", "fn_index", "dependency", "protocol"),
     "_upload_file": ("f", "data_index"),
@@ -290,6 +292,11 @@ def use_daemon_workers(client: Any, max_workers: int) -> None:
         old = getattr(client, name)
         setattr(client, name, DaemonExecutor(max(1, per_worker * max_workers), f"wan2gp-{name}"))
         old.shutdown(wait=False)  # never used: it has no threads yet
+
+
+def session_hash(client: Any) -> str:
+    """The gradio session a Client is (WanGP keeps a session's form, queue and gallery under it)."""
+    return str(client.session_hash)
 
 
 def stop_client(client: Any) -> None:

@@ -10,7 +10,8 @@ from vidbridge.backend import download_verified, redact_url
 from vidbridge import Artifact, JobFailedError, Provenance, VidbridgeError
 
 from .connection import headers_for
-from .job import Wan2GPJob, file_url
+from .attach import file_url
+from .job import Wan2GPJob
 from .session import Wan2GPSession
 
 __all__ = ["fetch_outputs", "provenance_for"]
@@ -30,7 +31,8 @@ def provenance_for(session: Wan2GPSession, job: Wan2GPJob, original_name: str) -
     """What produced the file: request, exact settings sent, seed, model, server, timings.
     No credentials: the request and settings never hold any."""
     timings = dict(job.snapshot().timings)
-    timings["started"] = job.started_at
+    if job.started_at is not None:  # (unknown for a job attached by reference)
+        timings["started"] = job.started_at
     return Provenance(
         backend="wan2gp",
         endpoint=redact_url(session.url),
@@ -38,7 +40,7 @@ def provenance_for(session: Wan2GPSession, job: Wan2GPJob, original_name: str) -
         model=job.model,
         seed=_seed(job.settings_sent, original_name),
         original_name=original_name,
-        request=job.request.model_dump(mode="json"),
+        request=job.request.model_dump(mode="json") if job.request is not None else {},
         settings_sent=job.settings_sent,
         timings=timings,
         gradio_version=session.server.config.get("version"),

@@ -36,6 +36,7 @@ from vidbridge import (
 from vidbridge.backend import redact_url
 
 from . import compat
+from .attach import file_url, status_from
 from .errors import cancelled, translate
 from .feed import changes_for
 from .flow import Restart, WanGPFlow, prepare
@@ -43,7 +44,7 @@ from .gallery import GalleryItem
 from .session import PooledClient, Wan2GPSession
 from .state import JobSnapshot, JobState
 
-__all__ = ["Wan2GPJob", "file_url"]
+__all__ = ["Wan2GPJob"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -310,20 +311,7 @@ class Wan2GPJob:
 
     def wait_status(self, current: JobStatus, wait: float) -> JobStatus:
         """Block up to ``wait`` s for a change, then ``current`` evolved with the newest snapshot."""
-        state = self.state.wait_for_change(wait)
-        if state.phase is Phase.FAILED and state.error is not None:
-            raise state.error
-        if state.phase is Phase.CANCELLED:
-            return current.evolve(phase=Phase.CANCELLED, message=state.message)
-        changes: dict[str, Any] = {"phase": state.phase, "message": state.message}
-        if state.phase is Phase.QUEUED:
-            changes.update(queue_position=state.queue_position, queue_size=state.queue_size,
-                           eta_seconds=state.eta if state.eta is None or state.eta >= 0 else None)
-        if state.phase is Phase.INFERRING and state.total_steps:
-            step = min(state.step or 0, state.total_steps)
-            changes.update(step=step, total_steps=state.total_steps, progress=step / state.total_steps)
-        candidate = current.evolve(**changes)
-        return current if candidate.same_state(current) else candidate
+        return status_from(self.state.wait_for_change(wait), current)
 
     def cancel(self) -> tuple[bool, str]:
         """Abort through WanGP's own abort endpoints: ``(server_stopped, message)``."""
@@ -353,8 +341,3 @@ class Wan2GPJob:
         """This job's own new gallery items (after completion)."""
         return list(self.state.snapshot().outputs)
 
-
-def file_url(session: Wan2GPSession, item: GalleryItem) -> str:
-    """Download URL of a server file built from the Client's base (FileData ``url`` may bypass
-    a reverse proxy)."""
-    return f"{session.src_prefixed}file={item.path}"

@@ -19,18 +19,18 @@ from vidbridge import (
     GenerationRequest,
     JobRef,
     JobStatus,
-    NotAttachableError,
     OutputRef,
 )
-from vidbridge.backend import redact_url
 
-from . import discovery
+from . import attach, discovery
+from .attach import AttachedJob
 from .fetch import fetch_outputs
-from .job import Wan2GPJob, file_url, prepare
+from .flow import prepare
+from .job import Wan2GPJob
 from .session import Wan2GPSession
 
-__all__ = ["vidbridge_discover", "vidbridge_connect", "vidbridge_submit", "vidbridge_status", "vidbridge_fetch",
-           "vidbridge_cancel"]
+__all__ = ["vidbridge_discover", "vidbridge_connect", "vidbridge_validate", "vidbridge_submit", "vidbridge_job_ref",
+           "vidbridge_attach", "vidbridge_outputs", "vidbridge_status", "vidbridge_fetch", "vidbridge_cancel"]
 
 
 @hookimpl
@@ -60,28 +60,24 @@ def vidbridge_submit(session: Wan2GPSession, request: GenerationRequest, job_id:
 
 
 @hookimpl
-def vidbridge_job_ref(handle: Wan2GPJob) -> dict[str, object]:
-    """What identifies the work on a WanGP web UI: the task's ``client_id`` and model, and the
-    server paths of its outputs once known (no gradio session id: it is useless elsewhere)."""
-    return {"face": "gradio", "client_id": handle.client_id, "model": handle.model,
-            "outputs": [item.path for item in handle.outputs()]}
+def vidbridge_job_ref(session: Wan2GPSession, handle: Wan2GPJob) -> dict[str, object] | None:
+    """What identifies the work on a WanGP web UI (see :mod:`.attach`): server, gradio session,
+    the task's ``client_id``, model, and its output files once the job completed."""
+    return attach.job_ref(session, handle)
 
 
 @hookimpl
-def vidbridge_attach(session: Wan2GPSession, ref: JobRef) -> Wan2GPJob:
-    """The web UI's tasks cannot be followed from another client: always refused, saying why."""
-    shown = redact_url(session.url)
-    raise NotAttachableError(
-        f"{ref.job_id}: a WanGP web-UI task belongs to the gradio session that queued it, and only that "
-        f"session sees its progress and its gallery; another client cannot follow it on {shown} "
-        "(WanGP's MCP face keeps jobs by id)", endpoint=shown, reason="session_bound")
+def vidbridge_attach(session: Wan2GPSession, ref: JobRef) -> AttachedJob:
+    """A finished job whose outputs the reference names and the server still serves: a completed
+    handle. Anything else is refused, saying why (a web-UI task belongs to the gradio session
+    that queued it)."""
+    return attach.attach(session, ref)
 
 
 @hookimpl
 def vidbridge_outputs(session: Wan2GPSession, handle: Wan2GPJob) -> list[OutputRef]:
     """The job's own new gallery items, with the proxy-safe download URL."""
-    return [OutputRef(name=item.orig_name or Path(item.path).name, url=file_url(session, item), size=item.size,
-                      media_type=item.mime_type) for item in handle.outputs()]
+    return attach.output_refs(session, handle)
 
 
 @hookimpl

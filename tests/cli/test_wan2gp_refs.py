@@ -26,6 +26,19 @@ def test_gradio_face_refs_outputs_and_attach(mock: Any, tmp_path: Path) -> None:
         assert artifact.path.parent == tmp_path / "later" and artifact.size > 0
         assert not (tmp_path / "unused").exists()
         with Client(cache_dir=tmp_path / "cache2") as other:
+            # A finished job's reference names its outputs, which any gradio session can download.
+            again = other.attach(ref.to_json(), download=False)
+            assert again.wait(timeout=60).phase is Phase.COMPLETED and again.id == job.id
+            (copy,) = again.fetch(tmp_path / "again")
+            assert copy.sha256 == artifact.sha256
+            # A reference without outputs (taken before the job finished) cannot be followed elsewhere.
+            early = ref.model_copy(update={"data": {**ref.data, "outputs": []}})
             with pytest.raises(NotAttachableError) as caught:
-                other.attach(ref.to_json())
-        assert caught.value.reason == "session_bound" and "gradio session" in str(caught.value)
+                other.attach(early)
+            assert caught.value.reason == "session_bound" and "gradio session" in str(caught.value)
+            # Outputs the server no longer serves: said so, naming the file.
+            gone = ref.model_copy(update={"data": {**ref.data, "outputs": [{"path": "/nowhere/gone.mp4",
+                                                                            "name": "gone.mp4"}]}})
+            with pytest.raises(NotAttachableError) as caught:
+                other.attach(gone)
+            assert caught.value.reason == "unknown" and "gone.mp4" in str(caught.value)
