@@ -17,6 +17,9 @@ its ``retryable`` attribute says whether trying the same thing again may succeed
         ├── RejectedError            the backend refused the request (validation),
         │                            carries the backend's ``server_message``      (not retryable)
         ├── JobFailedError           the job ran and failed on the server          (not retryable)
+        │   └── JobLostError         the server lost the job (e.g. it restarted);
+        │                            ``output_possible`` says whether it may still
+        │                            have produced output                          (not retryable)
         ├── JobCancelledError        the job was cancelled                         (not retryable)
         ├── JobTimeoutError          a deadline passed (also a ``TimeoutError``);  (retryable)
         │                            ``reason`` says which: "connect" (no session
@@ -51,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "RejectedError",
     "JobFailedError",
+    "JobLostError",
     "JobCancelledError",
     "JobTimeoutError",
     "IncompatibleServerError",
@@ -164,6 +168,25 @@ class RejectedError(BackendError):
 
 class JobFailedError(BackendError):
     """The job ran on the backend and failed there. Not retryable (it would run again)."""
+
+
+class JobLostError(JobFailedError):
+    """The backend lost the job's work: its server restarted or dropped the task, and the task is
+    no longer queued or running there.
+
+    ``output_possible`` is the plugin's honest answer to "may this work still have produced (or
+    still produce) an output?": ``False`` only when the plugin has proof that it did not (the
+    restarted server no longer queues the task and holds no output of it). vidbridge submits a
+    lost job again (once, as a second attempt of the same job) only when ``output_possible`` is
+    False, so no video is generated twice. Not retryable as such.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, output_possible: bool = True) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.output_possible = output_possible
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "output_possible": self.output_possible}
 
 
 class JobCancelledError(BackendError):

@@ -19,6 +19,7 @@ RETRYABLE = {
     "AuthenticationError": False,
     "RejectedError": False,
     "JobFailedError": False,
+    "JobLostError": False,
     "JobCancelledError": False,
     "JobTimeoutError": True,
     "IncompatibleServerError": False,
