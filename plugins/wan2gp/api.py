@@ -75,13 +75,18 @@ class Parameter:
     choices: tuple[Any, ...] | None
     python_type: str
 
+    @staticmethod
+    def name_of(info: Mapping[str, Any]) -> str:
+        """The name of one ``view_api`` parameter dict."""
+        return str(info.get("parameter_name") or info.get("label") or "")
+
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> Parameter:
         """Build from one ``view_api`` parameter dict."""
         kind = info.get("type") or {}
         enum = kind.get("enum") if isinstance(kind, dict) else None
         return cls(
-            name=str(info.get("parameter_name") or info.get("label") or ""),
+            name=cls.name_of(info),
             component=str(info.get("component") or ""),
             has_default=bool(info.get("parameter_has_default")),
             default=info.get("parameter_default"),
@@ -119,6 +124,7 @@ class ApiSurface:
     def __init__(self, info: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> None:
         self._named: dict[str, Mapping[str, Any]] = dict(info.get("named_endpoints") or {})
         self._params: dict[str, tuple[Parameter, ...]] = {}
+        self._names: dict[str, tuple[str, ...]] = {}
         self._config = config or {}
         self._resolved: dict[Signature, str | EndpointNotFound] = {}
 
@@ -137,6 +143,18 @@ class ApiSurface:
                 raise EndpointNotFound(api_name)
             self._params[api_name] = tuple(Parameter.from_info(p) for p in entry.get("parameters") or ())
         return self._params[api_name]
+
+    def parameter_names(self, api_name: str) -> tuple[str, ...]:
+        """The parameter names of ``api_name`` in call order."""
+        names = self._names.get(api_name)
+        if names is None:
+            # Resolution checks every copy of an endpoint (WanGP's save_inputs takes ~100
+            # parameters): names only, without building a Parameter for each (cold connect).
+            entry = self._named.get(api_name)
+            if entry is None:
+                raise EndpointNotFound(api_name)
+            names = self._names[api_name] = tuple(Parameter.name_of(p) for p in entry.get("parameters") or ())
+        return names
 
     def parameter(self, api_name: str, name: str) -> Parameter | None:
         """One parameter by name, or ``None``."""
@@ -158,7 +176,7 @@ class ApiSurface:
 
     def refusal(self, signature: Signature, api_name: str) -> str | None:
         """Why ``api_name`` does not fit ``signature`` (``None``: it fits)."""
-        names = [p.name for p in self.parameters(api_name)]
+        names = list(self.parameter_names(api_name))
         if signature.exact:
             if names != list(signature.parameters):
                 return f"takes ({', '.join(names)}), not ({', '.join(signature.parameters)})"
@@ -199,7 +217,7 @@ class ApiSurface:
             if reason is not None:
                 refused.append(f"{name} {reason}")
                 continue
-            names = {p.name for p in self.parameters(name)}
+            names = set(self.parameter_names(name))
             score = sum(1 for n in signature.preferred if n in names)
             scored.append((-score, _suffix_number(name), name))
         if scored:
@@ -223,7 +241,7 @@ class ApiSurface:
         """
         wanted = set(requires)
         for name in self.copies(base):
-            names = [p.name for p in self.parameters(name)]
+            names = self.parameter_names(name)
             if exact is not None and list(names) != list(exact):
                 continue
             if not wanted <= set(names) or len(self.returns(name)) < min_returns:

@@ -9,21 +9,17 @@ Where ``Client(url)`` spends its time on a server of WanGP's size (about 2200 co
    and output (``Endpoint._get_component_type``): quadratic, ~0.28 s of client CPU.
 
 :func:`build_client` removes 2 on a warm connect (the description is cached, keyed by a fingerprint
-of ``/config``, in the session's memory and in ``cache_dir``) and 3 always (the compat module's
+of ``/config``, in the process's bounded memory and in ``cache_dir``: :mod:`.apicache`) and 3 always (the compat module's
 ``FastClient`` builds endpoints lazily, only for the handful this plugin calls). ``/config`` is
 fetched once over the pooled HTTP client and handed to gradio_client instead of being fetched again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import httpx
@@ -31,6 +27,8 @@ import httpx
 from vidbridge import AuthenticationError, BackendConnectionError, Credentials, VidbridgeError
 from vidbridge.backend import redact_url, register_secrets
 
+from .apicache import ApiCache
+from .apicache import public_info as _public_info
 from .compat import FastClient, quiet_environment, stop_client
 from .errors import translate
 from .signals import shared_ssl_context
@@ -40,96 +38,11 @@ __all__ = ["ServerInfo", "fetch_server_info", "login", "close_client", "build_cl
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
-_CACHE_FORMAT = 1
-
 
 def config_fingerprint(config: Mapping[str, Any]) -> str:
     """SHA-256 over the parts of ``/config`` that shape the API (not volatile fields)."""
     stable = {k: v for k, v in config.items() if k not in ("root", "session_hash", "username")}
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class ApiCache:
-    """API descriptions by config fingerprint: in this object's memory and on disk (``cache_dir``).
-
-    The memory part belongs to the object (a session's), so it dies with it; only the disk part
-    outlives a session, and is shared by processes. The disk file is encoded and written by a
-    background thread (encoding the description of a server of WanGP's size takes about 50 ms,
-    once a slow pure-Python ``json.dump`` took most of a cold connect's extra time), to a temporary
-    name renamed into place: a connect never waits for the disk and a reader never sees a
-    half-written file.
-    :meth:`flush` waits for the writes (a session's ``close()`` calls it).
-    """
-
-    def __init__(self, cache_dir: Path | None) -> None:
-        self.folder = None if cache_dir is None else Path(cache_dir) / "wan2gp" / "api"
-        self._memory: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        self._writers: list[threading.Thread] = []
-
-    def _file(self, fingerprint: str) -> Path | None:
-        return None if self.folder is None else self.folder / f"{fingerprint}.json"
-
-    def get(self, fingerprint: str) -> dict[str, Any] | None:
-        """The cached description, or ``None``."""
-        with self._lock:
-            if fingerprint in self._memory:
-                return self._memory[fingerprint]
-        path = self._file(fingerprint)
-        if path is None or not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            log.debug("ignoring unreadable API cache %s: %s", path, exc)
-            return None
-        if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT or not isinstance(data.get("info"), dict):
-            log.debug("ignoring API cache %s: not format %s", path, _CACHE_FORMAT)
-            return None
-        info = data["info"]
-        with self._lock:
-            self._memory[fingerprint] = info
-        return info
-
-    def put(self, fingerprint: str, info: dict[str, Any]) -> None:
-        """Remember ``info`` now, and write it to disk in the background. Disk errors are logged,
-        never raised (the cache is an optimisation). ``info`` must not be changed afterwards."""
-        with self._lock:
-            self._memory[fingerprint] = info
-        path = self._file(fingerprint)
-        if path is None:
-            return
-        # Not a daemon: a process that ends right after connecting still gets its cache written
-        # (a bounded write of one file, never a network wait).
-        writer = threading.Thread(target=self._write, args=(path, info), name="wan2gp-api-cache-writer")
-        with self._lock:
-            self._writers = [w for w in self._writers if w.is_alive()]
-            self._writers.append(writer)
-        writer.start()
-
-    @staticmethod
-    def _write(path: Path, info: dict[str, Any]) -> None:
-        tmp = None
-        try:
-            # json.dumps, not json.dump: only the one-shot form uses the C encoder (10x faster).
-            data = json.dumps({"format": _CACHE_FORMAT, "info": info}).encode("utf-8")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.debug("cannot write API cache %s: %s", path, exc)
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait up to ``timeout`` s for the disk writes started so far."""
-        with self._lock:
-            writers, self._writers = self._writers, []
-        for writer in writers:
-            writer.join(timeout)
 
 
 class UploadCache:
@@ -166,22 +79,6 @@ class UploadCache:
         """Forget everything (the server may have restarted and lost its upload folder)."""
         with self._lock:
             self._by_hash.clear()
-
-
-def _public_info(info: dict[str, Any]) -> dict[str, Any]:
-    # The same filtering gradio_client applies to /info (hide private endpoints, drop snippets).
-    result = dict(info)
-    for key in ("named_endpoints", "unnamed_endpoints"):
-        kept = {}
-        for name, endpoint in (info.get(key) or {}).items():
-            endpoint = dict(endpoint)
-            endpoint.pop("code_snippets", None)
-            visibility = endpoint.pop("api_visibility", None)
-            show = endpoint.pop("show_api", True)
-            if (visibility is not None and visibility != "private") or (visibility is None and show):
-                kept[name] = endpoint
-        result[key] = kept
-    return result
 
 
 class ServerInfo:
@@ -331,7 +228,7 @@ def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *,
         except ValueError:
             raise BackendConnectionError(f"{shown}: the API description (/info) is not JSON",
                                          endpoint=shown) from None
-        cache.put(fingerprint, info)
+        cache.put(fingerprint, info, raw=answer.content)  # the raw body: written with no encoding
     return ServerInfo(url, config, info, cookies, fingerprint, cached)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
 
 from vidbridge import Credentials
 from vidbridge.errors import AuthenticationError, BackendConnectionError, JobTimeoutError, TransientServerError
+from vidbridge.plugins.wan2gp.apicache import MEMORY, DescriptionMemory
 from vidbridge.plugins.wan2gp.connection import (
     ApiCache,
     ServerInfo,
@@ -55,6 +56,14 @@ class Server:
         return [f"{r.method} {r.url.path}" for r in self.requests]
 
 
+@pytest.fixture(autouse=True)
+def _empty_memory() -> Iterator[None]:
+    """The API descriptions' memory layer is the process's: each test starts and ends empty."""
+    MEMORY.clear()
+    yield
+    MEMORY.clear()
+
+
 def _client(server: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(server))
 
@@ -81,23 +90,41 @@ def test_config_and_api_description_are_read_once_then_cached(tmp_path: Path) ->
 
 
 def test_the_cache_survives_the_process_on_disk(tmp_path: Path) -> None:
+    raw = {"named_endpoints": {"/save_inputs": {"parameters": [], "returns": [], "code_snippets": {"python": "x"}},
+                               "/hidden": {"parameters": [], "returns": [], "api_visibility": "private"}},
+           "unnamed_endpoints": {}}
+    body = json.dumps(raw).encode()
+    server = Server(**{"GET /gradio_api/info": lambda r: httpx.Response(200, content=body)})
     cache = ApiCache(tmp_path)
-    first = _fetch(Server(), cache=cache)
+    first = _fetch(server, cache=cache)
+    assert first.info == INFO  # filtered as gradio_client filters it
     cache.flush()  # written in the background
-    [stored] = (tmp_path / "wan2gp" / "api").glob("*.json")
-    assert stored.stem == first.fingerprint
+    [stored] = (tmp_path / "wan2gp" / "api").glob("*.info.json")
+    assert stored.name == f"{first.fingerprint}.info.json"
+    assert stored.read_bytes() == body  # the body as received: nothing encoded on the way
     assert not list(stored.parent.glob("*.tmp"))  # written under a temporary name, renamed
+    MEMORY.clear()  # as in a new process
     server = Server()
-    assert _fetch(server, cache=ApiCache(tmp_path)).api_cached is True  # another session (or process)
+    again = _fetch(server, cache=ApiCache(tmp_path))
+    assert again.api_cached is True and again.info == INFO
     assert server.paths() == ["GET /config"]
 
 
-def test_memory_caches_belong_to_their_object() -> None:
-    """No process-wide cache: what one session learnt dies with it (the disk cache is shared)."""
-    first = ApiCache(None)
-    first.put("k", INFO)
-    assert first.get("k") == INFO
-    assert ApiCache(None).get("k") is None
+def test_memory_is_shared_by_the_process_and_bounded() -> None:
+    """One memory for every session and Client of the process (a pure memo, see apicache.py),
+    dropping the least recently used description beyond its bound."""
+    ApiCache(None).put("k", INFO)
+    assert ApiCache(None).get("k") is INFO  # another session, of any Client
+    memory = DescriptionMemory(entries=2)
+    cache = ApiCache(None, memory=memory)
+    cache.put("a", {"n": 1})
+    cache.put("b", {"n": 2})
+    assert cache.get("a") == {"n": 1}  # "a" is now the most recently used
+    cache.put("c", {"n": 3})
+    assert len(memory) == 2 and "b" not in memory and "a" in memory and "c" in memory
+    assert cache.get("b") is None
+    memory.clear()
+    assert len(memory) == 0 and DescriptionMemory(entries=0).entries == 1
 
 
 def test_an_api_description_that_is_not_json_is_a_connection_error() -> None:
@@ -106,13 +133,14 @@ def test_an_api_description_that_is_not_json_is_a_connection_error() -> None:
         _fetch(server)
 
 
-@pytest.mark.parametrize("content", ["{broken", json.dumps({"format": 99, "info": INFO}),
-                                     json.dumps({"format": 1, "info": "not a dict"}), "[1]"],
-                         ids=["broken", "other-format", "bad-info", "not-an-object"])
-def test_an_unusable_cache_file_is_ignored(tmp_path: Path, content: str) -> None:
+@pytest.mark.parametrize(("name", "content"), [
+    ("{}.info.json", "{broken"), ("{}.info.json", json.dumps({"named_endpoints": "not a dict"})),
+    ("{}.info.json", "[1]"), ("{}.json", json.dumps({"format": 1, "info": INFO}))],
+    ids=["broken", "bad-endpoints", "not-an-object", "older-format"])
+def test_an_unusable_cache_file_is_ignored(tmp_path: Path, name: str, content: str) -> None:
     cache = ApiCache(tmp_path)
     fingerprint = "f" * 64
-    path = tmp_path / "wan2gp" / "api" / f"{fingerprint}.json"
+    path = tmp_path / "wan2gp" / "api" / name.format(fingerprint)
     path.parent.mkdir(parents=True)
     path.write_text(content)
     assert cache.get(fingerprint) is None
