@@ -49,10 +49,12 @@ def ratio(vidbridge: float, baseline: float, **extra: Any) -> dict[str, Any]:
 
 
 def ratio_of_samples(xs: Sequence[float], ys: Sequence[float], **extra: Any) -> dict[str, Any]:
-    """:func:`ratio` of the medians, plus the ratio of the minima (less sensitive to a noisy machine)."""
+    """:func:`ratio` of the medians, plus the ratio of the minima (less sensitive to a noisy machine)
+    and each side's maximum (the spread)."""
     best = min(xs) / min(ys) if xs and ys and min(ys) else float("nan")
     return ratio(median(xs), median(ys), min_vidbridge=round(min(xs), 6), min_baseline=round(min(ys), 6),
-                 min_ratio=round(best, 4), **extra)
+                 min_ratio=round(best, 4), max_vidbridge=round(max(xs), 6), max_baseline=round(max(ys), 6),
+                 **extra)
 
 
 def interleaved(reps: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[list[float], list[float]]:

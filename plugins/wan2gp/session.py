@@ -35,6 +35,7 @@ from .api import ApiSurface, EndpointNotFound
 from .compat import FastClient, end_jobs
 from .connection import ApiCache, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
 from .flow import SIGNATURES
+from .signals import prepare_ssl_context
 
 __all__ = ["PooledClient", "close_pooled", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
 
@@ -133,6 +134,7 @@ class Wan2GPSession:
         self._closed = False
         self.limiter = ServerLimiter(options.max_sessions, min_interval())
         self.api_cache = ApiCache(options.cache_dir)
+        prepare_ssl_context(options.verify_tls)  # while the server answers (for the gradio sessions)
         self.server: ServerInfo = fetch_server_info(self.http, self.url, credentials,
                                                     timeout=options.connect_timeout, cache=self.api_cache)
         self.api = ApiSurface(self.server.info, self.server.config)

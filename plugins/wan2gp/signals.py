@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import threading
 from typing import Any, Callable
 
 import httpx
 
-__all__ = ["SignalQueue", "shared_ssl_context"]
+__all__ = ["SignalQueue", "shared_ssl_context", "prepare_ssl_context"]
 
 
 class SignalQueue(asyncio.Queue):
@@ -40,3 +41,13 @@ def shared_ssl_context(verify: bool) -> ssl.SSLContext:
     (measured: 44% of a job loop's client CPU). A ready context is reused as is.
     """
     return httpx.create_ssl_context(verify=verify)
+
+
+def prepare_ssl_context(verify: bool) -> None:
+    """Build :func:`shared_ssl_context` on a daemon thread (returns at once when already built).
+
+    A connect calls it before its first request: parsing the CA bundle (~25 ms) releases the GIL,
+    so it overlaps the wait for ``/config`` and ``/info`` instead of adding to the connect. (Should
+    the connect need the context first, it builds one itself: two builds are harmless.)
+    """
+    threading.Thread(target=shared_ssl_context, args=(verify,), name="wan2gp-ssl-context", daemon=True).start()
