@@ -15,6 +15,10 @@ SHA-256 of the ``/config`` body (:func:`connection.fetch_server_info`). Two laye
   and the same bytes describe the same app, so the description is what that caller's own ``/info``
   request would return. Entries are **read-only** by contract: nothing in the plugin changes a
   description (gradio_client only reads ``Client._info``; a test checks a job leaves it equal).
+  The parsed ``/config`` is kept the same way (:data:`CONFIGS`, same key, same bound): a warm
+  connect still reads ``/config`` (that is how it knows the app did not change) but does not parse
+  its 1.3 MB again, which also spares it most of its allocations (and the full garbage
+  collections they trigger, ~0.1-0.2 s each with a WanGP description in memory).
 * **disk** (``<cache_dir>/wan2gp/api/<fingerprint>.info.json``): the raw ``/info`` body as the
   server sent it, shared by processes (the next run of a host connects without ``/info``). It is
   written by a background thread, to a temporary name renamed into place (a reader never sees a
@@ -33,9 +37,9 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["ApiCache", "DescriptionMemory", "MEMORY", "MEMORY_ENTRIES", "public_info"]
+__all__ = ["ApiCache", "DescriptionMemory", "MEMORY", "CONFIGS", "MEMORY_ENTRIES", "public_info"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -61,7 +65,8 @@ def public_info(info: dict[str, Any]) -> dict[str, Any]:
 
 
 class DescriptionMemory:
-    """A bounded, thread-safe LRU map ``fingerprint -> description`` (see the module docstring)."""
+    """A bounded, thread-safe LRU map ``fingerprint -> parsed JSON`` (read-only; see the module
+    docstring)."""
 
     def __init__(self, entries: int = MEMORY_ENTRIES) -> None:
         self.entries = max(1, entries)
@@ -89,6 +94,11 @@ class DescriptionMemory:
         with self._lock:
             self._items.clear()
 
+    def keys(self) -> list[str]:
+        """The fingerprints held, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
@@ -98,26 +108,41 @@ class DescriptionMemory:
             return fingerprint in self._items
 
 
-#: The process's memory layer, shared by every :class:`ApiCache`.
+#: The process's memory of API descriptions, shared by every :class:`ApiCache`.
 MEMORY = DescriptionMemory()
+#: The process's memory of parsed ``/config`` bodies, by the same fingerprint.
+CONFIGS = DescriptionMemory()
 
 
 class ApiCache:
     """API descriptions by fingerprint for one session: :data:`MEMORY`, then ``cache_dir`` on disk.
 
     :param cache_dir: the Client's cache folder; ``None``: memory only.
-    :param memory: the memory layer (tests pass their own).
+    :param memory: the memory of descriptions (tests pass their own).
+    :param configs: the memory of parsed ``/config`` bodies (tests pass their own).
     :meth:`flush` waits for the disk writes (a session's ``close()`` calls it).
     """
 
-    def __init__(self, cache_dir: Path | None, memory: DescriptionMemory | None = None) -> None:
+    def __init__(self, cache_dir: Path | None, memory: DescriptionMemory | None = None,
+                 configs: DescriptionMemory | None = None) -> None:
         self.folder = None if cache_dir is None else Path(cache_dir) / "wan2gp" / "api"
         self.memory = MEMORY if memory is None else memory
+        self.configs = CONFIGS if configs is None else configs
         self._lock = threading.Lock()
         self._writers: list[threading.Thread] = []
 
     def _file(self, fingerprint: str) -> Path | None:
         return None if self.folder is None else self.folder / f"{fingerprint}{_SUFFIX}"
+
+    def config(self, fingerprint: str, parse: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The parsed ``/config`` with this fingerprint: remembered, else ``parse()`` (remembered
+        when it returns a dict; its exceptions propagate)."""
+        config = self.configs.get(fingerprint)
+        if config is None:
+            config = parse()
+            if isinstance(config, dict):
+                self.configs.put(fingerprint, config)
+        return config
 
     def get(self, fingerprint: str) -> dict[str, Any] | None:
         """The cached description, or ``None``."""

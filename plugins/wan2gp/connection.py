@@ -9,8 +9,9 @@ Where ``Client(url)`` spends its time on a server of WanGP's size (about 2200 co
    and output (``Endpoint._get_component_type``): quadratic, ~0.28 s of client CPU.
 
 :func:`build_client` removes 2 on a warm connect (the description is cached, keyed by a fingerprint
-of ``/config``, in the process's bounded memory and in ``cache_dir``: :mod:`.apicache`) and 3 always (the compat module's
-``FastClient`` builds endpoints lazily, only for the handful this plugin calls). ``/config`` is
+of ``/config``, in the process's bounded memory and in ``cache_dir``: see :mod:`.apicache`) and 3
+always (the compat module's ``FastClient`` builds endpoints lazily, only for the handful this
+plugin calls). ``/config`` is
 fetched once over the pooled HTTP client and handed to gradio_client instead of being fetched again.
 """
 
@@ -208,12 +209,12 @@ def fetch_server_info(http: httpx.Client, url: str, credentials: Credentials, *,
         raise translate(httpx.HTTPStatusError("config", request=response.request, response=response),
                         endpoint=url, step="reading /config") from None
     cookies.update({k: v for k, v in response.cookies.items() if v is not None and k not in cookies})
-    try:
-        config = response.json()
-    except ValueError:
-        raise BackendConnectionError(f"{shown}: /config is not JSON: not a gradio server", endpoint=shown) from None
     # Hashing the raw body is cheaper than canonical JSON of a 2 MB config (cold-connect cost).
     fingerprint = hashlib.sha256(response.content).hexdigest()
+    try:
+        config = cache.config(fingerprint, response.json)  # the same bytes are parsed once per process
+    except ValueError:
+        raise BackendConnectionError(f"{shown}: /config is not JSON: not a gradio server", endpoint=shown) from None
     info = cache.get(fingerprint)
     cached = info is not None
     if info is None:

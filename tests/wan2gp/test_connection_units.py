@@ -17,7 +17,7 @@ import pytest
 
 from vidbridge import Credentials
 from vidbridge.errors import AuthenticationError, BackendConnectionError, JobTimeoutError, TransientServerError
-from vidbridge.plugins.wan2gp.apicache import MEMORY, DescriptionMemory
+from vidbridge.plugins.wan2gp.apicache import CONFIGS, MEMORY, DescriptionMemory
 from vidbridge.plugins.wan2gp.connection import (
     ApiCache,
     ServerInfo,
@@ -60,8 +60,10 @@ class Server:
 def _empty_memory() -> Iterator[None]:
     """The API descriptions' memory layer is the process's: each test starts and ends empty."""
     MEMORY.clear()
+    CONFIGS.clear()
     yield
     MEMORY.clear()
+    CONFIGS.clear()
 
 
 def _client(server: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
@@ -87,6 +89,15 @@ def test_config_and_api_description_are_read_once_then_cached(tmp_path: Path) ->
     again = _fetch(server, cache=cache)
     assert again.api_cached is True and again.info == INFO and again.fingerprint == first.fingerprint
     assert server.paths()[2:] == ["GET /config"]  # the description came from the cache
+    assert again.config is first.config  # the same /config bytes are parsed once per process
+
+
+def test_only_a_parsed_config_object_is_remembered() -> None:
+    configs = DescriptionMemory()
+    cache = ApiCache(None, configs=configs)
+    assert cache.config("a", lambda: [1]) == [1] and "a" not in configs
+    assert cache.config("b", lambda: {"k": 1}) == {"k": 1} and "b" in configs
+    assert cache.config("b", lambda: pytest.fail("parsed again")) == {"k": 1}
 
 
 def test_the_cache_survives_the_process_on_disk(tmp_path: Path) -> None:
