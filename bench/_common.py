@@ -49,12 +49,15 @@ def ratio(vidbridge: float, baseline: float, **extra: Any) -> dict[str, Any]:
 
 
 def ratio_of_samples(xs: Sequence[float], ys: Sequence[float], **extra: Any) -> dict[str, Any]:
-    """:func:`ratio` of the medians, plus the ratio of the minima (less sensitive to a noisy machine)
-    and each side's maximum (the spread)."""
+    """:func:`ratio` of the medians, plus the ratio of the minima (less sensitive to a noisy machine),
+    each side's maximum, and the ratios of the pairs :func:`interleaved` ran back to back
+    (``paired_ratios``: min, median, max), which cancel noise slower than one repetition."""
     best = min(xs) / min(ys) if xs and ys and min(ys) else float("nan")
+    pairs = sorted(x / y for x, y in zip(xs, ys) if y)
+    spread = [round(pairs[0], 4), round(median(pairs), 4), round(pairs[-1], 4)] if pairs else []
     return ratio(median(xs), median(ys), min_vidbridge=round(min(xs), 6), min_baseline=round(min(ys), 6),
                  min_ratio=round(best, 4), max_vidbridge=round(max(xs), 6), max_baseline=round(max(ys), 6),
-                 **extra)
+                 paired_ratios=spread, **extra)
 
 
 def interleaved(reps: int, a: Callable[[], float], b: Callable[[], float]) -> tuple[list[float], list[float]]:

@@ -63,3 +63,16 @@ def test_run_only_status_call(outputs: dict[str, dict]) -> None:
     assert status["vidbridge"] > 0
     assert status["network_requests_by_status_calls"] == 0
     assert "machine" in run
+
+
+def test_sampled_figures_report_their_spread() -> None:
+    """Every sampled figure carries medians, minima, maxima and the back-to-back pair ratios."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import ratio_of_samples
+    finally:
+        sys.path.remove(str(BENCH))
+    figure = ratio_of_samples([1.0, 3.0, 2.0], [2.0, 2.0, 4.0])
+    assert figure["vidbridge"] == 2.0 and figure["baseline"] == 2.0 and figure["ratio"] == 1.0
+    assert figure["min_ratio"] == 0.5 and figure["max_vidbridge"] == 3.0 and figure["max_baseline"] == 4.0
+    assert figure["paired_ratios"] == [0.5, 0.5, 1.5]
