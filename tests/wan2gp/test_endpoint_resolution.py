@@ -41,6 +41,16 @@ def test_every_copy_is_scored_and_the_best_fit_wins() -> None:
     assert api.fits(needed)
 
 
+def test_parameter_names_are_read_without_building_parameters() -> None:
+    api = ApiSurface({"named_endpoints": {"/save_inputs": _endpoint("target", "prompt"),
+                                          "/labelled": {"parameters": [{"label": "Prompt"}]}}})
+    assert api.parameter_names("/save_inputs") == ("target", "prompt")
+    assert api.parameter_names("/labelled") == ("Prompt",)  # no parameter_name: its label, as view_api shows
+    assert [p.name for p in api.parameters("/save_inputs")] == ["target", "prompt"]
+    with pytest.raises(EndpointNotFound, match="/nowhere"):
+        api.parameter_names("/nowhere")
+
+
 def test_when_no_copy_fits_each_is_named_with_the_reason() -> None:
     api = ApiSurface({"named_endpoints": {
         "/refresh_gallery": _endpoint(returns=("Textbox",)),
