@@ -132,7 +132,8 @@ def bench_connect_warm(url: str, reps: int) -> dict[str, dict[str, Any]]:
         log(f"connect_warm_new_client vidbridge={nxs} baseline={nys}")
         figures["connect_warm_new_client"] = ratio_of_samples(
             nxs, nys, unit="s", reps=reps,
-            note="same process, a new vidbridge.Client and session each repetition (process memory of API descriptions)")
+            note="same process, a new vidbridge.Client and session each repetition "
+                 "(the process's memory of API descriptions)")
     finally:
         client.close()
     # A new process that finds the API description in cache_dir (e.g. the next run of a host app).

@@ -48,3 +48,16 @@ def connect(http: httpx.Client, tmp_path: Path) -> Iterator[Any]:
     yield make
     for session in sessions:
         session.close()
+
+
+@pytest.fixture
+def empty_api_memory() -> Iterator[None]:
+    """The process's memory of API descriptions and configs (``apicache.py``), empty before and
+    after the test (it is shared by every session of the process, tests included)."""
+    from vidbridge.plugins.wan2gp.apicache import CONFIGS, MEMORY
+
+    for memory in (MEMORY, CONFIGS):
+        memory.clear()
+    yield
+    for memory in (MEMORY, CONFIGS):
+        memory.clear()

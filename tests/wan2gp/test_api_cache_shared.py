@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from vidbridge import Client, Phase
 from vidbridge.plugins.wan2gp.apicache import CONFIGS, MEMORY
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _empty_memory() -> Iterator[None]:
-    MEMORY.clear()
-    CONFIGS.clear()
-    yield
-    MEMORY.clear()
-    CONFIGS.clear()
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_api_memory")]
 
 
 def test_sessions_of_any_client_share_descriptions_not_limits(vidbridge_mock: Any, connect: Any,

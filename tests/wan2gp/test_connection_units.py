@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import httpx
 import pytest
 
 from vidbridge import Credentials
 from vidbridge.errors import AuthenticationError, BackendConnectionError, JobTimeoutError, TransientServerError
-from vidbridge.plugins.wan2gp.apicache import CONFIGS, MEMORY, DescriptionMemory
+from vidbridge.plugins.wan2gp.apicache import MEMORY, DescriptionMemory
 from vidbridge.plugins.wan2gp.connection import (
     ApiCache,
     ServerInfo,
@@ -56,15 +56,7 @@ class Server:
         return [f"{r.method} {r.url.path}" for r in self.requests]
 
 
-@pytest.fixture(autouse=True)
-def _empty_memory() -> Iterator[None]:
-    """The API descriptions' memory layer is the process's: each test starts and ends empty."""
-    MEMORY.clear()
-    CONFIGS.clear()
-    yield
-    MEMORY.clear()
-    CONFIGS.clear()
-
+pytestmark = pytest.mark.usefixtures("empty_api_memory")
 
 def _client(server: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(server))
