@@ -11,8 +11,8 @@ Where ``Client(url)`` spends its time on a server of WanGP's size (about 2200 co
 :func:`build_client` removes 2 on a warm connect (the description is cached, keyed by a fingerprint
 of ``/config``, in the process's bounded memory and in ``cache_dir``: see :mod:`.apicache`) and 3
 always (the compat module's ``FastClient`` builds endpoints lazily, only for the handful this
-plugin calls). ``/config`` is
-fetched once over the pooled HTTP client and handed to gradio_client instead of being fetched again.
+plugin calls). ``/config`` is fetched once over the pooled HTTP client and handed to gradio_client
+instead of being fetched again.
 """
 
 from __future__ import annotations
