@@ -40,11 +40,15 @@ class SlotQueue:
         self._changed = threading.Condition()
 
     def enter(self) -> Ticket:
-        """A ticket at the end of the queue (granted at once when a slot is free)."""
+        """A ticket at the end of the queue (granted at once when a slot is free).
+
+        Nobody else is woken: a job joining behind moves no one ahead of it, so ``submit()`` stays
+        O(1) however many jobs wait (waking every waiter here made N submits cost O(N^2)).
+        """
         ticket = Ticket()
         with self._changed:
             self._waiting.append(ticket)
-            self._grant()
+            self._grant(notify=False)
         return ticket
 
     def position(self, ticket: Ticket) -> tuple[int, int] | None:
@@ -59,7 +63,8 @@ class SlotQueue:
              deadline: float | None = None) -> bool:
         """Block until ``ticket`` is granted (True) or ``stop()`` is true (False: it left the queue).
 
-        ``moved(ahead, size)`` is called, outside the lock, each time the position changes. Call
+        ``moved(ahead, size)`` is called, outside the lock, each time the position (``ahead``)
+        changes, with the queue's size at that moment (jobs joining behind move no one). Call
         :meth:`wake` after making ``stop()`` true. ``stop()`` is also checked at ``deadline``
         (a ``time.monotonic()`` value), so a condition that becomes true with time is seen.
         """
@@ -73,7 +78,7 @@ class SlotQueue:
                         self._remove(ticket)
                         return False
                     now = (self._waiting.index(ticket), len(self._waiting))
-                    if now != last:
+                    if last is None or now[0] != last[0]:
                         break
                     self._changed.wait(None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.001)
             last = now
@@ -108,8 +113,9 @@ class SlotQueue:
         ticket.left = True
         self._grant()
 
-    def _grant(self) -> None:
+    def _grant(self, *, notify: bool = True) -> None:
         while self._waiting and self._running < self.limit:
             self._waiting.pop(0).granted = True
             self._running += 1
-        self._changed.notify_all()
+        if notify:
+            self._changed.notify_all()

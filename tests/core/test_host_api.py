@@ -549,6 +549,29 @@ def test_slot_queue_positions_grants_and_leaving():
         SlotQueue(0)
 
 
+def test_jobs_joining_behind_move_no_waiter():
+    """submit() stays O(1): a job joining the queue wakes no waiter (their position is unchanged)."""
+    from vidbridge.slots import SlotQueue
+
+    queue = SlotQueue(1)
+    running, waiting = queue.enter(), queue.enter()
+    moves: list = []
+    seen = threading.Event()
+
+    def moved(ahead: int, size: int) -> None:
+        moves.append((ahead, size))
+        seen.set()
+
+    waiter = threading.Thread(target=lambda: moves.append(queue.wait(waiting, stop=lambda: False, moved=moved)))
+    waiter.start()
+    assert seen.wait(30)
+    later = [queue.enter() for _ in range(20)]
+    assert queue.position(later[-1]) == (20, 21)
+    queue.leave(running)
+    waiter.join(30)
+    assert moves == [(0, 1), True]  # told once where it stood, then granted; never woken by the 20 joins
+
+
 def test_a_queued_job_past_its_deadline_fails_without_reaching_the_backend(backend, vidbridge_plugin_manager,
                                                                          tmp_path, out):
     with Client(plugin_manager=vidbridge_plugin_manager, cache_dir=tmp_path, poll_interval=0.05,
