@@ -526,7 +526,7 @@ class Job:
             message = f"the backend lost attempt 1 with no output ({exc.message}): submitting it again (attempt 2)"
             if self._recorder is not None:
                 self._recorder.new_attempt(2, reason="lost", request=self.request, status=Phase.QUEUED.value,
-                                           message=message)
+                                           message=message, previous_error=exc.to_dict())
             else:
                 self._attempt_number = 2
             self._record(self.status().evolve(phase=Phase.QUEUED, message=message))

@@ -363,6 +363,13 @@ class Ledger:
                        "VALUES (?, 1, ?, 'attach', ?, 1)", (job_id, now, Phase.QUEUED.value))
             return int(db.execute("SELECT attempt FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
 
+    def end_attempt(self, job_id: str, number: int, *, status: str, error: Mapping[str, Any] | None) -> None:
+        """Close attempt ``number`` (a resubmission follows it)."""
+        with self._write() as db:
+            db.execute("UPDATE attempts SET ended = coalesce(ended, ?), status = ?, error = ? "
+                       "WHERE job_id = ? AND number = ?",
+                       (time.time(), status, _json(None if error is None else dict(error)), job_id, number))
+
     def mark_interrupted(self, job_id: str, error: Mapping[str, Any], message: str) -> None:
         """Record that the job's work cannot be found again (status ``interrupted``)."""
         with self._write() as db:

@@ -87,8 +87,11 @@ class JobRecorder:
         self._safely("its reference", self.ledger.update_job, self.job_id, attempt=self.attempt, ref=ref)
 
     def new_attempt(self, number: int, *, reason: str, request: GenerationRequest | None, status: str,
-                    message: str) -> None:
-        """Attempt ``number`` of the same job starts (a resubmission)."""
+                    message: str, previous_error: dict[str, Any] | None = None) -> None:
+        """Attempt ``number`` of the same job starts (a resubmission); the current one ends failed
+        with ``previous_error``."""
+        self._safely(f"the end of attempt {self.attempt}", self.ledger.end_attempt, self.job_id, self.attempt,
+                     status="failed", error=previous_error)
         self.attempt = number
         self._last_ref = None
         self.created(request, status=status, message=message, reason=reason)

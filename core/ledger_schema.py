@@ -102,11 +102,13 @@ class NewerSchemaError(Exception):
     """The ledger was written by a newer vidbridge (its version is above :data:`SCHEMA_VERSION`)."""
 
 
-def migrate(connection: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
-    """Bring the ledger to version ``target`` in one transaction; returns the version found.
+def migrate(connection: sqlite3.Connection, *, target: int | None = None) -> int:
+    """Bring the ledger to version ``target`` (default: :data:`SCHEMA_VERSION`) in one
+    transaction; returns the version found.
 
     :raises NewerSchemaError: the file is of a later version than this vidbridge knows.
     """
+    target = SCHEMA_VERSION if target is None else target
     connection.execute("BEGIN IMMEDIATE")
     try:
         found = schema_version(connection)

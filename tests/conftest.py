@@ -18,6 +18,8 @@ for _name, _value in {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_OFFLINE": "1",
     "VIDBRIDGE_CACHE_DIR": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-cache"),
+    # the suite's jobs go to a ledger of its own, never the user's (tests that look at it set their own)
+    "VIDBRIDGE_LEDGER": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-jobs.sqlite3"),
 }.items():
     os.environ.setdefault(_name, _value)
 
