@@ -378,7 +378,7 @@ class Client:
         * the backend cannot find the work (``NotAttachableError``, e.g. ``reason="session_bound"``
           for a WanGP web-UI task): the ledger marks it ``interrupted`` with the reason and the
           error is raised, unless ``resubmit=True``: then the request runs again as the job's
-          next attempt (same id). A job that never reached the backend is simply submitted.
+          next attempt (same id).
 
         ``job_options`` are those of :meth:`Session.attach` (``timeout``, ``on_status``, ``download``).
 

@@ -536,14 +536,14 @@ class Job:
     def _submit(self) -> None:
         self._record(self.status().evolve(phase=Phase.QUEUED, queue_position=None, queue_size=None,
                                           message="submitting"))
-        if self._recorder is not None:
-            self._recorder.submitting()  # from here on the request may reach the server
         handle = self._session._call("vidbridge_submit", request=self.request, job_id=self.id)
         with self._condition:
             self._handle = handle
             self._stage = _RUNNING
             cancel_now = self._cancel_requested
         self._refresh_ref()
+        if self._recorder is not None:
+            self._recorder.submitted(self.ref)
         if cancel_now:
             self._request_cancel()
 

@@ -1,7 +1,7 @@
 """One job's writes to the ledger, made so that the ledger can never end a job.
 
 A :class:`Job` holds a :class:`JobRecorder` (or none, when the client has no ledger) and tells it
-what happened: created, submitting, phase changes, the backend's ids, the end. Each call is one
+what happened: created, accepted by the backend, phase changes, the backend's ids, the end. Each call is one
 short transaction (:class:`~vidbridge.Ledger`); a failure (disk full, a locked or broken file) is
 logged as a warning and counted in ``Ledger.failures``: the job goes on.
 
@@ -67,10 +67,17 @@ class JobRecorder:
         if attempt is not None:
             self.attempt = attempt
 
-    def submitting(self) -> None:
-        """The request is about to be handed to the backend (it may reach the server from now on)."""
+    def submitted(self, ref: JobRef) -> None:
+        """The backend accepted the request (``ref``: its ids, if it gave any).
+
+        Not written before the submit call on purpose: that write would sit between the local
+        queue and the backend, where a cancel costs no request. A job killed during its submit is
+        therefore recorded as not (yet) accepted; resume treats it like any other: it asks the
+        backend, and resubmits only when told to.
+        """
+        self._last_ref = ref.to_json()
         self._safely("its submission", self.ledger.update_job, self.job_id, attempt=self.attempt, submitted=True,
-                     message="submitting")
+                     ref=ref)
 
     def phase(self, status: str, message: str | None, ref: JobRef) -> None:
         """A phase change (with the reference as it is now)."""
@@ -81,7 +88,7 @@ class JobRecorder:
     def ref(self, ref: JobRef) -> None:
         """The backend's ids changed (written only when they did)."""
         text = ref.to_json()
-        if text == self._last_ref:
+        if text == self._last_ref or not ref.data:
             return
         self._last_ref = text
         self._safely("its reference", self.ledger.update_job, self.job_id, attempt=self.attempt, ref=ref)

@@ -3,8 +3,7 @@
 
 Resume never generates twice on its own: it re-attaches through the job's reference, and only
 ``resubmit=True`` runs the request again (the job's next attempt, same id), and even then only
-after the backend said it cannot find the work. A job that never reached the backend (the ledger
-records the moment its request is handed over) is submitted, as nothing can run twice.
+after the backend said it cannot find the work.
 
 Caveat, said plainly: when the backend cannot see a job's work (a WanGP web-UI task is bound to
 the gradio session that queued it), that work may still be running on the server; a resubmission
@@ -134,12 +133,6 @@ def resume(client: Client, job_id: str, *, resubmit: bool = False, output_dir: s
         raise InvalidRequestError(f"{job_id} is {record.status}: there is nothing to resume (resubmit=True, "
                                   "or vidbridge jobs resume --resubmit, runs it again)", field="job_id",
                                   allowed="an unfinished, interrupted or completed job, or --resubmit")
-    current = next((item for item in record.attempts if item.number == record.attempt), None)
-    if current is not None and not current.submitted and record.request is not None \
-            and record.status != Phase.COMPLETED.value:
-        log.info("%s never reached the backend: submitting it", job_id)
-        return _submit_again(client, record, attempt=record.attempt, output_dir=destination,
-                             credentials=credentials, job_options=job_options)
     if record.status not in FINISHED_STATUSES or record.status == Phase.COMPLETED.value:
         # completed but its files are gone or changed: its reference may still name them on the server
         try:
@@ -164,10 +157,7 @@ def cancel_job(client: Client, job_id: str, *, credentials: Any = None) -> Cance
     if record.finished:
         raise InvalidRequestError(f"{job_id} has finished ({record.status}): there is nothing to cancel",
                                   field="job_id", allowed="an unfinished or interrupted job")
-    current = next((item for item in record.attempts if item.number == record.attempt), None)
-    if current is not None and not current.submitted:
-        result = CancelResult(server_stopped=True, message="it had not reached the backend (no request was made)")
-    elif record.status == "interrupted":
+    if record.status == "interrupted":
         result = CancelResult(server_stopped=False, message="interrupted: the backend cannot find its work")
     else:
         try:

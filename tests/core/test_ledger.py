@@ -89,8 +89,8 @@ def test_a_job_lifecycle_is_recorded_and_read_back(tmp_path: Path) -> None:
     recorder = JobRecorder(ledger, "job-1", backend="b", endpoint="http://user:pw@h:1/?token=x")
     recorder.created(None, status="queued")  # no request: an attached job
     ledger.record_job("job-1", backend="b", endpoint="http://h:1", status="queued", request={"prompt": "p"})
-    recorder.submitting()
     ref = JobRef(backend="b", endpoint="http://h:1", job_id="job-1", data={"id": 7})
+    recorder.submitted(ref)
     recorder.phase("inferring", "step 1", ref)
     recorder.ref(ref)  # unchanged: not written again
     recorder.finished("completed", message="done", error=None, artifacts=[_artifact(tmp_path / "x.mp4")], ref=ref)
@@ -162,7 +162,7 @@ def test_a_broken_ledger_counts_and_warns_but_never_raises(tmp_path: Path, caplo
     recorder = JobRecorder(ledger, "job-1", backend="b", endpoint="http://h")
     with caplog.at_level(logging.WARNING, logger="vidbridge.ledger"):
         recorder.created(None, status="queued")
-        recorder.submitting()
+        recorder.submitted(JobRef(backend="b", endpoint="http://h", job_id="job-1"))
     assert ledger.failures == 2 and "the job goes on" in caplog.text
     with pytest.raises(LedgerError):
         ledger.jobs()
