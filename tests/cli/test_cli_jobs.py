@@ -146,3 +146,37 @@ def test_generate_killed_mid_generation_is_found_resumed_and_resubmitted(
     record = Ledger(ledger_path).get(job_id)
     assert record.status == "completed" and [a.reason for a in record.attempts] == ["submit", "resubmit"]
     assert record.artifacts[0].sha256 == artifact["sha256"]
+
+
+def test_jobs_commands_for_people_on_the_example_backend(ledger_path: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The text forms (no --json) of every jobs command, on the installed example plugin."""
+    url = "http://example.invalid/jobs"
+    assert main(["generate", "text fox", "--url", url, "--seed", "3", "--model", "example-1",
+                 "--output", str(tmp_path / "a")]) == ExitCode.OK
+    job_line = capsys.readouterr().err
+    [record] = Ledger(ledger_path).jobs()
+    assert f"job {record.id}" in job_line
+    assert main(["jobs", "list"]) == ExitCode.OK
+    listed = capsys.readouterr().out
+    assert record.id in listed and "completed" in listed and "'text fox'" in listed
+    assert main(["jobs", "show", record.id]) == ExitCode.OK
+    shown = capsys.readouterr().out
+    assert "completed (attempt 1)" in shown and f"sha256:{record.artifacts[0].sha256}" in shown
+    assert main(["jobs", "resume", record.id, "--output", str(tmp_path / "b")]) == ExitCode.OK
+    resumed = capsys.readouterr().out
+    assert str(tmp_path / "b") in resumed and record.artifacts[0].sha256 in resumed
+    assert main(["jobs", "cancel", record.id]) == ExitCode.USAGE  # finished: nothing to cancel
+    assert "nothing to cancel" in capsys.readouterr().err
+    Ledger(ledger_path).mark_interrupted(record.id, {"type": "NotAttachableError", "message": "gone",
+                                                     "reason": "unknown"}, "interrupted: gone")
+    assert main(["jobs", "show", record.id]) == ExitCode.OK
+    assert "(reason: unknown)" in capsys.readouterr().out
+    assert main(["jobs", "cancel", record.id]) == ExitCode.OK
+    assert "cancelled" in capsys.readouterr().err
+    assert main(["jobs", "cancel", record.id, "--json"]) == ExitCode.USAGE  # now finished
+    capsys.readouterr()
+    assert main(["jobs", "prune", "--older-than", "0"]) == ExitCode.OK
+    assert "1 job(s) removed" in capsys.readouterr().out
+    assert main(["jobs", "list", "--ledger", str(tmp_path / "other.sqlite3"), "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == {"jobs": []}

@@ -183,3 +183,64 @@ def test_ledger_is_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     connection = ledger._connect()
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert connection.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+
+
+# -- reuse keys and file placement -----------------------------------------------------------------
+
+
+def test_reuse_key_follows_inputs_by_content_and_needs_seed_and_model(tmp_path: Path) -> None:
+    from vidbridge import Endpoint, GenerationRequest
+    from vidbridge.reuse import reuse_key, server_fingerprint
+
+    image, settings = tmp_path / "start.png", tmp_path / "s.json"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    settings.write_text('{"mode": "t2v"}')
+    endpoint = Endpoint(url="http://h:1", backend="b", version="1", models=("m",))
+    request = GenerationRequest(prompt="p", model="m", seed=3, image_start=image, settings_file=settings)
+    key = reuse_key(request, endpoint)
+    assert key is not None and key == reuse_key(request, endpoint)
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(65))
+    assert reuse_key(request, endpoint) != key  # same path, other content: another request
+    assert reuse_key(request.model_copy(update={"seed": -1}), endpoint) is None
+    assert reuse_key(request.model_copy(update={"model": None}), endpoint) is None
+    other = endpoint.model_copy(update={"version": "2"})
+    assert server_fingerprint(other) != server_fingerprint(endpoint)
+
+
+def test_materialise_links_or_copies_verified_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import os
+
+    from vidbridge import reuse
+    from vidbridge.ledger import ArtifactRecord
+
+    source = tmp_path / "a" / "v.mp4"
+    source.parent.mkdir()
+    source.write_bytes(b"video")
+    record = ArtifactRecord(path=source, size=5, sha256=hashlib.sha256(b"video").hexdigest())
+    assert reuse.materialise(record, tmp_path / "a") == source  # already there
+    linked = reuse.materialise(record, tmp_path / "b")
+    assert linked.read_bytes() == b"video" and os.stat(linked).st_ino == os.stat(source).st_ino
+
+    def no_links(*args: object) -> None:
+        raise OSError("no hard links on this filesystem")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = reuse.materialise(record, tmp_path / "c")
+    assert copied.read_bytes() == b"video" and os.stat(copied).st_ino != os.stat(source).st_ino
+    changed = record.model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(OSError, match="changed"):
+        reuse.materialise(changed, tmp_path / "d")
+    assert list((tmp_path / "d").iterdir()) == []  # no partial file left
+    assert not reuse.verified([]) and not reuse.verified([changed])
+
+
+def test_recorder_moved_outputs_and_repr(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    recorder = JobRecorder(ledger, "job-9", backend="b", endpoint="http://h")
+    recorder.created(None, status="queued")
+    recorder.moved(backend="b", endpoint="http://other:2")
+    recorder.outputs(["x.mp4"])
+    record = ledger.get("job-9")
+    assert record.endpoint == "http://other:2" and record.outputs == ("x.mp4",)
+    assert "job-9" in repr(recorder)

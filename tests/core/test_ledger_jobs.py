@@ -21,6 +21,7 @@ from vidbridge import (
     JobStatus,
     LedgerError,
     NotAttachableError,
+    OutputRef,
     Phase,
     Provenance,
     hookimpl,
@@ -96,6 +97,10 @@ class Backend:
                                                original_name=f"server-{handle['n']}.bin"))]
 
     @hookimpl
+    def vidbridge_outputs(self, handle: dict[str, Any]) -> list[OutputRef]:
+        return [OutputRef(name=f"server-{handle['n']}.bin", url=f"{URL}files/{handle['n']}")]
+
+    @hookimpl
     def vidbridge_cancel(self, handle: dict[str, Any]) -> CancelResult:
         self.cancelled.append(handle["n"])
         return CancelResult(server_stopped=True, message="stopped")
@@ -127,9 +132,11 @@ def _submit(client: Client, out: Path, **fields: Any) -> Any:
 
 def test_the_row_exists_before_the_first_network_call_and_follows_the_job(client: Client, backend: Backend,
                                                                           tmp_path: Path) -> None:
+    backend.hold.clear()
     job = _submit(client, tmp_path / "out", seed=4)
     queued = client.job(job.id)  # right after submit returned
-    assert queued.status == "queued" and queued.request["prompt"] == "a fox" and queued.attempt == 1
+    assert not queued.finished and queued.request["prompt"] == "a fox" and queued.attempt == 1
+    backend.hold.set()
     [artifact] = job.result(timeout=10)
     [seen] = backend.seen_at_submit
     assert seen.status == "queued" and seen.request["seed"] == 4 and not seen.attempts[0].submitted
@@ -273,3 +280,20 @@ def test_a_broken_ledger_never_fails_a_job(vidbridge_plugin_manager: Any, backen
         job = _submit(client, tmp_path / "out", seed=2, reuse=True)
         assert job.result(timeout=10) and job.status().phase is Phase.COMPLETED
         assert client.ledger.failures >= 3
+
+
+def test_outputs_and_a_later_fetch_are_recorded(client: Client, backend: Backend, tmp_path: Path) -> None:
+    job = _submit(client, tmp_path / "unused", download=False)
+    assert job.wait(timeout=10).phase is Phase.COMPLETED and client.job(job.id).artifacts == ()
+    assert [item.name for item in job.outputs()] == ["server-1.bin"]
+    assert client.job(job.id).outputs == ("server-1.bin",)
+    [artifact] = job.fetch(tmp_path / "later")
+    assert [a.path for a in client.job(job.id).artifacts] == [artifact.path]
+
+
+def test_resubmission_after_a_loss_works_without_a_ledger(vidbridge_plugin_manager: Any, backend: Backend,
+                                                          tmp_path: Path) -> None:
+    backend.lose = [False]
+    with Client(plugin_manager=vidbridge_plugin_manager, ledger=None, poll_interval=0.02) as client:
+        job = _submit(client, tmp_path / "out")
+        assert job.result(timeout=10) and job.attempt == 2 and len(backend.submits) == 2
