@@ -260,6 +260,26 @@ class Ledger:
             except sqlite3.Error as exc:
                 raise LedgerError(f"reading the job ledger {self.path}: {exc}", path=str(self.path)) from exc
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: a record's job row, artifacts and attempts come from one state
+        of the file even while another process writes."""
+        with self._lock:
+            connection = self._connect()
+            try:
+                connection.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"reading the job ledger {self.path}: {exc}", path=str(self.path)) from exc
+            try:
+                yield
+            finally:
+                connection.execute("COMMIT")
+
+    def count_failure(self) -> None:
+        """Count one failed write (see :attr:`failures`)."""
+        with self._lock:
+            self.failures += 1
+
     def close(self) -> None:
         """Close the file. Idempotent; later use raises :class:`LedgerError`."""
         with self._lock:
@@ -394,8 +414,9 @@ class Ledger:
 
     def get(self, job_id: str) -> JobRecord | None:
         """The record of ``job_id``, or ``None``."""
-        rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return self._records(rows)[0] if rows else None
+        with self._snapshot():
+            rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+            return self._records(rows)[0] if rows else None
 
     def jobs(self, status: str | None = None, limit: int | None = 50) -> list[JobRecord]:
         """Records, most recently updated first.
@@ -409,15 +430,17 @@ class Ledger:
             raise InvalidRequestError(f"limit must be an integer >= 1 (got {limit!r})", field="limit",
                                       allowed="an integer >= 1, or None for all")
         where = "" if statuses is None else f"WHERE status IN ({', '.join('?' for _ in statuses)})"
-        rows = self._read(f"SELECT * FROM jobs {where} ORDER BY updated DESC, id LIMIT ?",
-                          (*(statuses or ()), -1 if limit is None else limit))
-        return self._records(rows)
+        with self._snapshot():
+            rows = self._read(f"SELECT * FROM jobs {where} ORDER BY updated DESC, id LIMIT ?",
+                              (*(statuses or ()), -1 if limit is None else limit))
+            return self._records(rows)
 
     def reusable(self, reuse_key: str, limit: int = 5) -> list[JobRecord]:
         """Completed jobs recorded with ``reuse_key``, newest first."""
-        rows = self._read("SELECT * FROM jobs WHERE reuse_key = ? AND status = ? ORDER BY updated DESC LIMIT ?",
-                          (reuse_key, Phase.COMPLETED.value, limit))
-        return self._records(rows)
+        with self._snapshot():
+            rows = self._read("SELECT * FROM jobs WHERE reuse_key = ? AND status = ? ORDER BY updated DESC LIMIT ?",
+                              (reuse_key, Phase.COMPLETED.value, limit))
+            return self._records(rows)
 
     def _records(self, rows: list[dict[str, Any]]) -> list[JobRecord]:
         if not rows:

@@ -48,7 +48,7 @@ class JobRecorder:
         try:
             return write(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a ledger problem must never end a job
-            self.ledger.failures += 1
+            self.ledger.count_failure()
             log.warning("job ledger %s: could not record %s of %s (the job goes on): %s",
                         self.ledger.path, what, self.job_id, exc)
             return None
