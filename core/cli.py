@@ -572,19 +572,29 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                     except Exception:
                         document["artifacts"] = [artifact.to_summary() for artifact in job.artifacts]
                         raise
-                document["status"] = job.status().phase.value
-                document["cached"] = job.status().cached
-                document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
+                _completed(document, job, artifacts)
     except BaseException as exc:
         if not isinstance(exc, Exception) and not isinstance(exc, KeyboardInterrupt):
             raise
-        code = exit_code_for(exc)
-        document["status"] = "cancelled" if code is ExitCode.CANCELLED else "failed"
-        document["error"] = _error_dict(exc)
-        _finish(args, document)
-        return code
+        return _failed(args, document, exc)
     _finish(args, document)
     return ExitCode.OK
+
+
+def _completed(document: dict[str, Any], job: Any, artifacts: Sequence[Any]) -> None:
+    """Fill ``generate``'s JSON document (and ``jobs resume``'s) for a job that completed."""
+    document["status"] = job.status().phase.value
+    document["cached"] = job.status().cached
+    document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
+
+
+def _failed(args: argparse.Namespace, document: dict[str, Any], exc: BaseException, status: str | None = None) -> int:
+    """Report ``exc`` in the document (``status`` by default from its exit code); returns the code."""
+    code = exit_code_for(exc)
+    document["status"] = status or ("cancelled" if code is ExitCode.CANCELLED else "failed")
+    document["error"] = _error_dict(exc)
+    _finish(args, document)
+    return code
 
 
 #: After Ctrl-C, how long ``generate`` waits for the cancelled job to end.

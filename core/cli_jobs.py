@@ -134,7 +134,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from .cli import ExitCode, _error_dict, _finish, credentials_from_args, exit_code_for
+    from .cli import ExitCode, _completed, _failed, _finish, credentials_from_args
     from .errors import NotAttachableError
     from .progress import ProgressDisplay
 
@@ -153,18 +153,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                 finally:
                     document["attempt"] = job.attempt
                     document["artifacts"] = [artifact.to_summary() for artifact in job.artifacts]
-            document["status"] = job.status().phase.value
-            document["cached"] = job.status().cached
-            document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
+            _completed(document, job, artifacts)
     except Exception as exc:
-        code = exit_code_for(exc)
-        if isinstance(exc, NotAttachableError):
-            document["status"] = "interrupted"
-        else:
-            document["status"] = "cancelled" if code is ExitCode.CANCELLED else "failed"
-        document["error"] = _error_dict(exc)
-        _finish(args, document)
-        return code
+        return _failed(args, document, exc, status="interrupted" if isinstance(exc, NotAttachableError) else None)
     _finish(args, document)
     return ExitCode.OK
 
