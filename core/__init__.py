@@ -77,9 +77,9 @@ _EXPORTS: dict[str, str] = {
     "download_verified": "download",
     # job ledger
     "Ledger": "ledger",
-    "JobRecord": "ledger",
-    "ArtifactRecord": "ledger",
-    "AttemptRecord": "ledger",
+    "JobRecord": "ledger_records",
+    "ArtifactRecord": "ledger_records",
+    "AttemptRecord": "ledger_records",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -124,7 +124,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from .hookspecs import hookimpl, hookspec
     from .job import Job
-    from .ledger import ArtifactRecord, AttemptRecord, JobRecord, Ledger
+    from .ledger import Ledger
+    from .ledger_records import ArtifactRecord, AttemptRecord, JobRecord
     from .models import (
         Artifact,
         CancelResult,
