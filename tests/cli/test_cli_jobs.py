@@ -180,3 +180,34 @@ def test_jobs_commands_for_people_on_the_example_backend(ledger_path: Path, tmp_
     assert "1 job(s) removed" in capsys.readouterr().out
     assert main(["jobs", "list", "--ledger", str(tmp_path / "other.sqlite3"), "--json"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == {"jobs": []}
+
+
+def test_generate_killed_while_downloading_resumes_from_the_server_output(mock: Any, vb: Any, ledger_path: Path,
+                                                                          tmp_path: Path) -> None:
+    """The server finished; the host died during the download: resume fetches that output, and a
+    completed job whose file was deleted is fetched again. No second generation either time."""
+    faults.add_faults(mock.url, "slow:rate=500")
+    env = {**os.environ, "VIDBRIDGE_LEDGER": str(ledger_path), "VIDBRIDGE_WAN2GP_PROBE_PORTS": ""}
+    cli = subprocess.Popen([sys.executable, "-m", "vidbridge.cli", "generate", "downloaded fox", "--url", mock.url,
+                            "--frames", "5", "--steps", "1", "--json", "--output", str(tmp_path / "out")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ledger = Ledger(ledger_path)
+        [record] = _wait_for(lambda: [r for r in ledger.jobs() if r.status == "downloading"], "the download")
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        cli.communicate()
+    faults.clear_faults(mock.url)
+    assert record.ref.data["outputs"]  # the reference names the finished output on the server
+    code, resumed = vb("jobs", "resume", record.id)
+    assert code == ExitCode.OK and resumed["status"] == "completed" and resumed["attempt"] == 1, resumed
+    [artifact] = resumed["artifacts"]
+    check_artifact(artifact)
+    Path(artifact["path"]).unlink()
+    code, again = vb("jobs", "resume", record.id, "--output", str(tmp_path / "again"))
+    assert code == ExitCode.OK and again["artifacts"][0]["sha256"] == artifact["sha256"], again
+    counter = faults.read_counter(mock.url)
+    assert counter["total"] == counter["completed"] == 1
