@@ -99,17 +99,20 @@ def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_generate_killed_mid_generation_is_found_resumed_and_resubmitted(
-        vidbridge_mock_subprocess_factory: Callable[..., Any], vb: Any, ledger_path: Path, tmp_path: Path) -> None:
-    server = vidbridge_mock_subprocess_factory(step_delay=0.1)
+def test_generate_killed_mid_generation_is_found_resumed_and_resubmitted(mock: Any, vb: Any, ledger_path: Path,
+                                                                          tmp_path: Path) -> None:
+    # The orphaned task dies on the server at step 40 (as when WanGP runs out of memory): its fate
+    # is known, so the counter can show exactly one completed generation for the job.
+    faults.add_faults(mock.url, "gen_error:after_step=40,count=1")
+    faults.set_options(mock.url, step_delay=0.05)
     env = {**os.environ, "VIDBRIDGE_LEDGER": str(ledger_path), "VIDBRIDGE_WAN2GP_PROBE_PORTS": ""}
-    cli = subprocess.Popen([sys.executable, "-m", "vidbridge.cli", "generate", "killed fox", "--url", server.url,
+    cli = subprocess.Popen([sys.executable, "-m", "vidbridge.cli", "generate", "killed fox", "--url", mock.url,
                             "--frames", "5", "--steps", "100", "--seed", "9", "--json", "--output",
                             str(tmp_path / "out")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         ledger = Ledger(ledger_path)
         running = _wait_for(lambda: [r for r in ledger.jobs() if r.status == "inferring"], "the job to infer")
-        _wait_for(lambda: faults.read_counter(server.url)["total"] == 1, "the generation to start")
+        _wait_for(lambda: faults.read_counter(mock.url)["total"] == 1, "the generation to start")
         cli.send_signal(signal.SIGKILL)
         cli.wait(timeout=30)
     finally:
@@ -117,12 +120,9 @@ def test_generate_killed_mid_generation_is_found_resumed_and_resubmitted(
             cli.kill()
         cli.communicate()
     job_id = running[0].id
-    counter = faults.read_counter(server.url)
-    assert counter["completed"] == 0 and counter["runs"][0]["outcome"] == "running"
-    # The machine goes down with it (a laptop closed): the server restarts, its task is gone.
-    server.kill()
-    server.restart()
-    faults.set_options(server.url, step_delay=0.0)
+    faults.set_options(mock.url, step_delay=0.0)
+    _wait_for(lambda: faults.read_counter(mock.url)["failed"] == 1, "the orphaned task to end")
+    assert faults.read_counter(mock.url)["completed"] == 0
 
     code, listed = vb("jobs", "list", "--status", "unfinished")
     [entry] = listed["jobs"]
@@ -137,15 +137,45 @@ def test_generate_killed_mid_generation_is_found_resumed_and_resubmitted(
 
     code, again = vb("jobs", "resume", job_id, "--resubmit")
     assert code == ExitCode.OK and again["status"] == "completed" and again["attempt"] == 2, again
-    assert again["job_id"] == job_id and again["endpoint"] == server.url.rstrip("/")
+    assert again["job_id"] == job_id and again["endpoint"] == mock.url.rstrip("/")
     [artifact] = again["artifacts"]
     check_artifact(artifact)
     assert Path(artifact["path"]).parent == tmp_path / "out"
-    counter = faults.read_counter(server.url)
-    assert counter["completed"] == 1 and counter["by_prompt"] == {"killed fox": 1}
+    counter = faults.read_counter(mock.url)
+    assert counter["completed"] == 1 and counter["by_prompt"] == {"killed fox": 2}  # one failed, one completed
     record = Ledger(ledger_path).get(job_id)
     assert record.status == "completed" and [a.reason for a in record.attempts] == ["submit", "resubmit"]
     assert record.artifacts[0].sha256 == artifact["sha256"]
+
+
+def test_generate_killed_then_the_server_restarts_is_resubmitted_once(
+        vidbridge_mock_subprocess_factory: Callable[..., Any], vb: Any, ledger_path: Path, tmp_path: Path) -> None:
+    """The machine goes down with the host (a laptop closed): the restarted server has no trace of
+    the task; resume says interrupted and --resubmit completes it (a real restart: slower)."""
+    server = vidbridge_mock_subprocess_factory(step_delay=0.1)
+    env = {**os.environ, "VIDBRIDGE_LEDGER": str(ledger_path), "VIDBRIDGE_WAN2GP_PROBE_PORTS": ""}
+    cli = subprocess.Popen([sys.executable, "-m", "vidbridge.cli", "generate", "restarted fox", "--url",
+                            server.url, "--frames", "5", "--steps", "100", "--json", "--output",
+                            str(tmp_path / "out")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ledger = Ledger(ledger_path)
+        running = _wait_for(lambda: [r for r in ledger.jobs() if r.status == "inferring"], "the job to infer")
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        cli.communicate()
+    assert faults.read_counter(server.url)["completed"] == 0
+    server.kill()
+    server.restart()
+    faults.set_options(server.url, step_delay=0.0)
+    code, resumed = vb("jobs", "resume", running[0].id)
+    assert resumed["status"] == "interrupted" and resumed["error"]["reason"] == "session_bound", resumed
+    code, again = vb("jobs", "resume", running[0].id, "--resubmit")
+    assert code == ExitCode.OK and again["status"] == "completed" and again["attempt"] == 2, again
+    check_artifact(again["artifacts"][0])
+    assert faults.read_counter(server.url)["by_prompt"] == {"restarted fox": 1}
 
 
 def test_jobs_commands_for_people_on_the_example_backend(ledger_path: Path, tmp_path: Path,
