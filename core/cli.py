@@ -1,8 +1,8 @@
 """The ``vidbridge`` command line.
 
 Commands: ``plugins``, ``discover``, ``models``, ``generate``, ``jobs`` (the job ledger,
-:mod:`vidbridge.cli_jobs`) and those plugins add (the mock backend adds ``mock-server``). With ``--json`` a command prints exactly one JSON document on
-stdout; logs and progress go to stderr.
+:mod:`vidbridge.cli_jobs`) and those plugins add (the mock backend adds ``mock-server``). With
+``--json`` a command prints exactly one JSON document on stdout; logs and progress go to stderr.
 
 Exit codes (:class:`ExitCode`): 0 success, 2 bad usage or invalid request, 3 cannot connect or
 authenticate (connect timeouts and servers the backend cannot use included), 4 job failed or

@@ -427,7 +427,8 @@ class Job:
         info = None if error is None else ErrorInfo(**error.to_dict())
         final = self.status().evolve(phase=phase, error=info, queue_position=None, queue_size=None, **changes)
         if self._recorder is not None and self._done_artifacts is None:  # before anyone sees the end
-            self._recorder.finished(phase.value, message=final.message, error=None if error is None else error.to_dict(),
+            self._recorder.finished(phase.value, message=final.message,
+                                    error=None if error is None else error.to_dict(),
                                     artifacts=self._artifacts, ref=self.ref, cached=final.cached,
                                     reused_from=self._reused_from, reuse_key=self._reuse_key)
         self._record(final)

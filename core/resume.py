@@ -163,7 +163,8 @@ def cancel_job(client: Client, job_id: str, *, credentials: Any = None) -> Cance
         try:
             job = client.attach(_ref_of(record), credentials=credentials, download=False)
         except (NotAttachableError, BackendError) as exc:
-            result = CancelResult(server_stopped=False, message=f"the backend cannot be asked to stop it: {exc.message}")
+            result = CancelResult(server_stopped=False,
+                                  message=f"the backend cannot be asked to stop it: {exc.message}")
         else:
             result = job.cancel()
             job.wait(CANCEL_WAIT)
