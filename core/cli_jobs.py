@@ -10,7 +10,8 @@
 
 The ids are those ``generate`` prints (and puts in its JSON as ``job_id``). ``resume`` prints what
 ``generate`` prints (its JSON has the same keys, plus ``attempt``); a job the backend cannot find
-again ends ``interrupted`` with ``error.reason``. Exit codes are ``generate``'s
+again ends ``interrupted`` with ``error.reason`` (exit 1, the code of
+:class:`~vidbridge.NotAttachableError`). Exit codes are ``generate``'s
 (:func:`vidbridge.cli.exit_code_for`); bad input exits 2. ``--ledger PATH`` (or
 ``VIDBRIDGE_LEDGER``) chooses the ledger file.
 """
@@ -165,11 +166,12 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         result = client.cancel_job(args.job_id, credentials=credentials_from_args(args))
+        status = client.job(args.job_id).status  # "completed" if it ended so before the cancel
     if args.json:
-        _emit_json({"job_id": args.job_id, "status": "cancelled", "server_stopped": result.server_stopped,
+        _emit_json({"job_id": args.job_id, "status": status, "server_stopped": result.server_stopped,
                     "message": result.message})
     else:
-        _say(f"{args.job_id} cancelled: {result.message}")
+        _say(f"{args.job_id} {status}: {result.message}")
     return ExitCode.OK
 
 

@@ -22,6 +22,9 @@ for _name, _value in {
     "VIDBRIDGE_LEDGER": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-jobs.sqlite3"),
 }.items():
     os.environ.setdefault(_name, _value)
+if os.environ["VIDBRIDGE_LEDGER"].endswith("/.pytest_cache/vidbridge-jobs.sqlite3"):  # ours: a fresh one per run
+    for _suffix in ("", "-wal", "-shm"):
+        Path(os.environ["VIDBRIDGE_LEDGER"] + _suffix).unlink(missing_ok=True)
 
 # The host and plugin-author fixtures (vidbridge_client, vidbridge_register_plugin, ...). Users load
 # them the same way; they are not auto-registered, so they never intrude on other test suites.
