@@ -38,6 +38,7 @@ from .slots import SlotQueue, Ticket
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ledger_recorder import JobRecorder
+    from .reuse import Reused
     from .session import Session
 
 __all__ = ["Job", "StatusCallback", "new_job_id"]
@@ -82,7 +83,7 @@ class Job:
         ref_data: dict[str, Any] | None = None,
         recorder: JobRecorder | None = None,
         reuse: bool = False,
-        done_artifacts: list[Artifact] | None = None,
+        done: Reused | None = None,
     ) -> None:
         self.id = job_id
         self.request = request
@@ -109,8 +110,8 @@ class Job:
         self._reuse = reuse
         self._reused_from: str | None = None
         self._reuse_key: str | None = None
-        self._done_artifacts = done_artifacts  # a job that completed earlier (Client.resume)
-        if done_artifacts is not None:
+        self._done = done  # a job that completed earlier (Client.resume): its verified files
+        if done is not None:
             handle = handle if handle is not None else object()  # runs nothing: no slot
         self._slots = slots if handle is None else None  # an attached job runs already: no slot
         self._ticket: Ticket | None = self._slots.enter() if self._slots is not None else None
@@ -121,7 +122,7 @@ class Job:
                                  message=self._local_queue_message(position[0]))
         self._history: list[JobStatus] = [first]
         self._stage = _RUNNING if handle is not None else _WAITING
-        if recorder is not None and done_artifacts is None:
+        if recorder is not None and done is None:
             if request is None:
                 recorder.attached(self.ref)
             else:
@@ -426,7 +427,7 @@ class Job:
         self._error = error
         info = None if error is None else ErrorInfo(**error.to_dict())
         final = self.status().evolve(phase=phase, error=info, queue_position=None, queue_size=None, **changes)
-        if self._recorder is not None and self._done_artifacts is None:  # before anyone sees the end
+        if self._recorder is not None and self._done is None:  # before anyone sees the end
             self._recorder.finished(phase.value, message=final.message,
                                     error=None if error is None else error.to_dict(),
                                     artifacts=self._artifacts, ref=self.ref, cached=final.cached,
@@ -435,9 +436,9 @@ class Job:
 
     def _run(self) -> None:
         try:
-            if self._done_artifacts is not None:
-                self._artifacts = list(self._done_artifacts)
-                self._end(Phase.COMPLETED, None, progress=1.0,
+            if self._done is not None:
+                self._artifacts = list(self._done.artifacts)
+                self._end(Phase.COMPLETED, None, progress=1.0, cached=self._done.source is not None,
                           message=f"completed earlier: {len(self._artifacts)} artifact(s) verified again")
                 return
             if self._handle is None:

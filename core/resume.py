@@ -28,7 +28,7 @@ from .job import Job
 from .ledger import FINISHED_STATUSES, JobRecord, Ledger
 from .models import CancelResult, Endpoint, GenerationRequest, Phase, build
 from .refs import JobRef
-from .reuse import artifacts_of, materialise, verified
+from .reuse import Reused, artifacts_of, materialise, verified
 from .session import DEFAULT_OUTPUT_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +94,7 @@ def _completed(client: Client, record: JobRecord, output_dir: Path | None, job_o
     return Job(_DetachedSession(record), None, record.id,  # type: ignore[arg-type]
                output_dir=output_dir or paths[0].parent, timeout=None, poll_interval=0.05,
                on_status=job_options.get("on_status"), ref_data=dict(_ref_of(record).data),
-               done_artifacts=artifacts)
+               done=Reused(artifacts, record.reused_from))
 
 
 def _session_for(client: Client, record: JobRecord, credentials: Any) -> Session:

@@ -115,7 +115,8 @@ def materialise(record: ArtifactRecord, destination: Path) -> Path:
 
 
 class Reused(NamedTuple):
-    """Artifacts served from an earlier job (``source`` is its id)."""
+    """Verified artifacts a job is served without the backend: from an earlier job (``source``
+    is its id), or its own from an earlier run (``source`` ``None``; :meth:`Client.resume`)."""
 
     artifacts: list[Artifact]
     source: str

@@ -297,3 +297,11 @@ def test_resubmission_after_a_loss_works_without_a_ledger(vidbridge_plugin_manag
     with Client(plugin_manager=vidbridge_plugin_manager, ledger=None, poll_interval=0.02) as client:
         job = _submit(client, tmp_path / "out")
         assert job.result(timeout=10) and job.attempt == 2 and len(backend.submits) == 2
+
+
+def test_resume_of_a_reused_job_says_cached(client: Client, backend: Backend, tmp_path: Path) -> None:
+    _submit(client, tmp_path / "a", seed=8).result(timeout=10)
+    reused = _submit(client, tmp_path / "b", seed=8, reuse=True)
+    reused.result(timeout=10)
+    again = client.resume(reused.id)
+    assert again.wait(timeout=5).cached and again.result() and len(backend.submits) == 1
