@@ -121,6 +121,7 @@ class Ledger:
         self.failures = 0
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -131,6 +132,10 @@ class Ledger:
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
             raise LedgerError(f"the job ledger {self.path} is closed", path=str(self.path))
+        if self._connection is not None and self._pid != os.getpid():
+            # a forked child must not use its parent's connection (SQLite forbids it: it could
+            # corrupt the file); it is left alone, not closed, and the child opens its own
+            self._connection = None
         if self._connection is not None:
             return self._connection
         try:
@@ -152,7 +157,7 @@ class Ledger:
         except sqlite3.Error as exc:
             connection.close()
             raise LedgerError(f"the job ledger {self.path} cannot be used: {exc}", path=str(self.path)) from exc
-        self._connection = connection
+        self._connection, self._pid = connection, os.getpid()
         return connection
 
     @contextlib.contextmanager

@@ -244,3 +244,22 @@ def test_recorder_moved_outputs_and_repr(tmp_path: Path) -> None:
     record = ledger.get("job-9")
     assert record.endpoint == "http://other:2" and record.outputs == ("x.mp4",)
     assert "job-9" in repr(recorder)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    import os
+
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.record_job("parent", backend="b", endpoint="http://h", status="queued")
+    parent_connection = ledger._connection
+    pid = os.fork()
+    if pid == 0:  # the child: write through the same Ledger object, then leave at once
+        try:
+            ledger.record_job("child", backend="b", endpoint="http://h", status="queued")
+            os._exit(0 if ledger._connection is not parent_connection else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert {r.id for r in ledger.jobs()} == {"parent", "child"} and ledger._connection is parent_connection
