@@ -12,6 +12,7 @@ Figures (``{"vidbridge", "baseline", "ratio"}`` where a baseline applies; see be
 * ``download``          verified download of a big MP4-shaped file vs raw ``httpx.stream`` + write
 * ``status_call``       ``job.status()`` per call while a job runs, and network requests it made
 * ``scale``             N jobs over 4 servers: makespan vs the ideal schedule, client CPU per job
+* ``ledger``            all job-ledger writes of one job (ms) vs the same writes in memory (ledger_cost.py)
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from _common import (  # noqa: E402
     run_child,
 )
 
-FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "submit_latency", "scale")
+FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "submit_latency", "scale",
+           "ledger")
 GC_KWARGS = dict(verbose=False, download_files=False, analytics_enabled=False)
 
 # -- connect --------------------------------------------------------------------------------------
@@ -504,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
         result["download"] = bench_download(size, reps=2 if quick else 3)
     if "scale" in wanted:
         result["scale"] = bench_scale(jobs=24 if quick else 100)
+    if "ledger" in wanted:
+        from ledger_cost import bench_ledger
+
+        result["ledger"] = bench_ledger(jobs=100 if quick else 500)
     result["seconds"] = round(time.perf_counter() - started, 1)
     emit(result, args.json)
     return 0

@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "IntegrityError": "errors",
     "IncompatibleServerError": "errors",
     "NotAttachableError": "errors",
+    "LedgerError": "errors",
     # models
     "Phase": "models",
     "Endpoint": "models",
@@ -74,6 +75,11 @@ _EXPORTS: dict[str, str] = {
     "connect": "client",
     "discover": "client",
     "download_verified": "download",
+    # job ledger
+    "Ledger": "ledger",
+    "JobRecord": "ledger_records",
+    "ArtifactRecord": "ledger_records",
+    "AttemptRecord": "ledger_records",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -107,6 +113,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         JobFailedError,
         JobLostError,
         JobTimeoutError,
+        LedgerError,
         NotAttachableError,
         PluginError,
         RateLimitedError,
@@ -117,6 +124,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from .hookspecs import hookimpl, hookspec
     from .job import Job
+    from .ledger import Ledger
+    from .ledger_records import ArtifactRecord, AttemptRecord, JobRecord
     from .models import (
         Artifact,
         CancelResult,

@@ -1,8 +1,8 @@
 """The ``vidbridge`` command line.
 
-Commands: ``plugins``, ``discover``, ``models``, ``generate`` and those plugins add (the mock
-backend adds ``mock-server``). With ``--json`` a command prints exactly one JSON document on
-stdout; logs and progress go to stderr.
+Commands: ``plugins``, ``discover``, ``models``, ``generate``, ``jobs`` (the job ledger,
+:mod:`vidbridge.cli_jobs`) and those plugins add (the mock backend adds ``mock-server``). With
+``--json`` a command prints exactly one JSON document on stdout; logs and progress go to stderr.
 
 Exit codes (:class:`ExitCode`): 0 success, 2 bad usage or invalid request, 3 cannot connect or
 authenticate (connect timeouts and servers the backend cannot use included), 4 job failed or
@@ -245,8 +245,14 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     generate.add_argument("--timeout", type=_Number(float, _TIMEOUT_ALLOWED, minimum=0.0, maximum=_TIMEOUT_MAX),
                           help="seconds the whole job may take")
     generate.add_argument("--backend", help="plugin to use (default: the one that recognises the server)")
+    generate.add_argument("--reuse", action="store_true",
+                          help="with a fixed --seed and --model: return an identical earlier job's verified files")
     _add_json_argument(generate)
     generate.set_defaults(handler=_cmd_generate)
+
+    from .cli_jobs import add_jobs_commands
+
+    add_jobs_commands(commands)
 
     if plugin_manager is not None:
         # Each plugin separately: one that raises is reported by `vidbridge plugins` (like a load
@@ -549,8 +555,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             with client.connect(endpoint, credentials=credentials, backend=args.backend) as session:
                 with ProgressDisplay(enabled=not args.json) as display:
                     job = session.submit(request, output_dir=args.output, timeout=args.timeout,
-                                         on_status=display.update)
+                                         on_status=display.update, reuse=args.reuse)
                     document["job_id"] = job.id
+                    if not args.json:
+                        _say(f"job {job.id} (vidbridge jobs show {job.id})")
                     try:
                         artifacts = job.result()
                     except KeyboardInterrupt:
@@ -564,18 +572,29 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                     except Exception:
                         document["artifacts"] = [artifact.to_summary() for artifact in job.artifacts]
                         raise
-                document["status"] = job.status().phase.value
-                document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
+                _completed(document, job, artifacts)
     except BaseException as exc:
         if not isinstance(exc, Exception) and not isinstance(exc, KeyboardInterrupt):
             raise
-        code = exit_code_for(exc)
-        document["status"] = "cancelled" if code is ExitCode.CANCELLED else "failed"
-        document["error"] = _error_dict(exc)
-        _finish(args, document)
-        return code
+        return _failed(args, document, exc)
     _finish(args, document)
     return ExitCode.OK
+
+
+def _completed(document: dict[str, Any], job: Any, artifacts: Sequence[Any]) -> None:
+    """Fill ``generate``'s JSON document (and ``jobs resume``'s) for a job that completed."""
+    document["status"] = job.status().phase.value
+    document["cached"] = job.status().cached
+    document["artifacts"] = [artifact.to_summary() for artifact in artifacts]
+
+
+def _failed(args: argparse.Namespace, document: dict[str, Any], exc: BaseException, status: str | None = None) -> int:
+    """Report ``exc`` in the document (``status`` by default from its exit code); returns the code."""
+    code = exit_code_for(exc)
+    document["status"] = status or ("cancelled" if code is ExitCode.CANCELLED else "failed")
+    document["error"] = _error_dict(exc)
+    _finish(args, document)
+    return code
 
 
 #: After Ctrl-C, how long ``generate`` waits for the cancelled job to end.

@@ -33,6 +33,7 @@ from .manager import PluginInfo, PluginManager, get_plugin_manager
 from .redaction import install_log_redaction, register_credentials
 from .retry import retrying
 from .job import Job
+from .ledger import DEFAULT as _DEFAULT_LEDGER, JobRecord, Ledger, resolve_ledger
 from .refs import JobRef
 from .session import CLOSE_TIMEOUT, Session
 from .slots import SlotQueue
@@ -94,6 +95,9 @@ class Client:
     :param retry_attempts: attempts, exactly, at connect and at each retried call (only
         transient errors of repeatable operations are retried; 1 = no retry).
     :param poll_interval: longest wait of one status call (the status hook may return sooner).
+    :param ledger: the job ledger (:mod:`vidbridge.ledger`): by default the user's
+        (``VIDBRIDGE_LEDGER``, else ``<user data dir>/vidbridge/jobs.sqlite3``), or a file path,
+        or ``None`` for no ledger (then :meth:`jobs`, :meth:`resume` and ``reuse`` have nothing).
     """
 
     def __init__(
@@ -108,6 +112,7 @@ class Client:
         max_sessions: int = 4,
         retry_attempts: int = 4,
         poll_interval: float = 0.5,
+        ledger: str | Path | Ledger | None = _DEFAULT_LEDGER,
     ) -> None:
         if max_sessions < 1:
             raise InvalidRequestError("max_sessions must be at least 1", field="max_sessions", allowed=">= 1")
@@ -130,6 +135,8 @@ class Client:
             retry_attempts=retry_attempts,
         )
         self._poll_interval = poll_interval
+        self._ledger = resolve_ledger(ledger)  # opened on first use
+        self._owns_ledger = not isinstance(ledger, Ledger)
         self._sessions: list[Session] = []
         self._slots: dict[str, SlotQueue] = {}  # the local job queue of each endpoint URL
         self._lock = threading.Lock()
@@ -284,7 +291,7 @@ class Client:
             on_stop=lambda last: VidbridgeError("this vidbridge.Client was closed while connecting"),
         )(attempt)
         session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval,
-                          slots=self._slot_queue(endpoint.url))
+                          slots=self._slot_queue(endpoint.url), ledger=self._ledger)
         with self._lock:
             self._sessions.append(session)
         session.add_close_callback(lambda: self._forget(session))
@@ -331,6 +338,70 @@ class Client:
                                                       credentials=credentials)
         return session.attach(ref, **job_options)
 
+    # -- the job ledger -------------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """This client's job ledger (``None`` when it has none)."""
+        return self._ledger
+
+    def jobs(self, status: str | None = None, limit: int | None = 50) -> list[JobRecord]:
+        """The ledger's jobs, most recently updated first (of every process of this user).
+
+        :param status: a phase value, ``"interrupted"``, or ``"unfinished"`` / ``"finished"``.
+        :param limit: at most this many (``None``: all).
+        :raises InvalidRequestError: an unknown status or a bad limit.
+        :raises LedgerError: the client has no ledger, or it cannot be read.
+        """
+        from .resume import require_ledger
+
+        return require_ledger(self).jobs(status=status, limit=limit)
+
+    def job(self, job_id: str) -> JobRecord:
+        """The ledger's record of ``job_id``.
+
+        :raises InvalidRequestError: no job of that id in the ledger.
+        :raises LedgerError: the client has no ledger, or it cannot be read.
+        """
+        from .resume import record_of
+
+        return record_of(self, job_id)
+
+    def resume(self, job_id: str, *, resubmit: bool = False, output_dir: str | Path | None = None,
+               credentials: Credentials | Mapping[str, Any] | None = None, **job_options: Any) -> Job:
+        """Finish a job of the ledger that another (or an ended) process started.
+
+        * completed: its artifacts are verified again (size and SHA-256) and returned as a
+          completed job, without any network call (copied into ``output_dir`` if given);
+        * unfinished: the job is attached through its reference (:meth:`attach`) and followed to
+          the end (download and verification included), with no second generation;
+        * the backend cannot find the work (``NotAttachableError``, e.g. ``reason="session_bound"``
+          for a WanGP web-UI task): the ledger marks it ``interrupted`` with the reason and the
+          error is raised, unless ``resubmit=True``: then the request runs again as the job's
+          next attempt (same id).
+
+        ``job_options`` are those of :meth:`Session.attach` (``timeout``, ``on_status``, ``download``).
+
+        :raises InvalidRequestError: no such job, or (with ``resubmit``) it has no request to run.
+        :raises NotAttachableError: the work cannot be found again (the job is now ``interrupted``).
+        :raises LedgerError: the client has no ledger, or it cannot be read.
+        """
+        from .resume import resume
+
+        return resume(self, job_id, resubmit=resubmit, output_dir=output_dir, credentials=credentials,
+                      **job_options)
+
+    def cancel_job(self, job_id: str, credentials: Credentials | Mapping[str, Any] | None = None) -> Any:
+        """Cancel a ledger job that another (or an ended) process started: the backend is asked
+        to stop it where the work can be found again, and the ledger records it ``cancelled``.
+        Returns the :class:`CancelResult` (``server_stopped`` says whether the backend stopped it).
+
+        :raises InvalidRequestError: no such job, or it has finished already.
+        """
+        from .resume import cancel_job
+
+        return cancel_job(self, job_id, credentials=credentials)
+
     async def aattach(self, ref: JobRef | str | dict[str, Any], **kwargs: Any) -> Job:
         """Async twin of :meth:`attach` (connecting, when needed, runs on a worker thread)."""
         return await asyncio.to_thread(lambda: self.attach(ref, **kwargs))
@@ -368,6 +439,8 @@ class Client:
                 session._native_closed.wait(CLOSE_TIMEOUT)
             if self._owns_http:
                 self._http.close()
+            if self._ledger is not None and self._owns_ledger:
+                self._ledger.close()
         finally:
             self._shut.set()
 

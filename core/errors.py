@@ -6,6 +6,8 @@ its ``retryable`` attribute says whether trying the same thing again may succeed
     VidbridgeError
     ├── InvalidRequestError          bad input, refused before any network call   (not retryable)
     ├── PluginError                  a plugin failed to load or broke the contract (not retryable)
+    ├── LedgerError                  the job ledger (SQLite) cannot be opened or read
+    │                                (jobs never fail for it: they log a warning)  (not retryable)
     └── BackendError                 something about a backend (carries ``endpoint``)
         ├── TransportError           the exchange itself failed                    (retryable)
         │   ├── BackendConnectionError   cannot reach the server / connection lost (retryable)
@@ -46,6 +48,7 @@ __all__ = [
     "VidbridgeError",
     "InvalidRequestError",
     "PluginError",
+    "LedgerError",
     "BackendError",
     "TransportError",
     "BackendConnectionError",
@@ -105,6 +108,22 @@ class PluginError(VidbridgeError):
     def __init__(self, message: str, *, plugin: str | None = None) -> None:
         super().__init__(message)
         self.plugin = plugin
+
+
+class LedgerError(VidbridgeError):
+    """The job ledger cannot be opened, migrated or read (``path`` names the file).
+
+    Raised by what reads the ledger (:meth:`Client.jobs`, :meth:`Client.resume`, ``vidbridge
+    jobs``); a running job never fails for it: the ledger's write failures are logged as warnings
+    and counted (``Ledger.failures``). Not retryable.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "path": self.path}
 
 
 class BackendError(VidbridgeError):

@@ -133,7 +133,9 @@ def vidbridge_submit(session: Any, request: GenerationRequest, job_id: str) -> A
 
     :param session: the object returned by :func:`vidbridge_connect`.
     :param request: the validated, backend-neutral request.
-    :param job_id: the core's id for this job (for logs, per-task ids and manifests).
+    :param job_id: the core's id for this job (for logs, per-task ids and manifests). A job's
+        second attempt (the backend lost the first with no possible output, or a resume with
+        ``resubmit=True``) is submitted again with the same ``job_id``.
     :returns: a job handle of the plugin's own type, passed back to ``status``, ``fetch`` and
         ``cancel``.
     :raises InvalidRequestError: before the network, for anything the backend cannot accept.

@@ -26,6 +26,7 @@ from .download import FetchScope
 from .errors import (
     JobCancelledError,
     JobFailedError,
+    JobLostError,
     JobTimeoutError,
     PluginError,
     VidbridgeError,
@@ -36,6 +37,8 @@ from .refs import JobRef, OutputRef
 from .slots import SlotQueue, Ticket
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .ledger_recorder import JobRecorder
+    from .reuse import Reused
     from .session import Session
 
 __all__ = ["Job", "StatusCallback", "new_job_id"]
@@ -78,6 +81,9 @@ class Job:
         slots: SlotQueue | None = None,
         handle: Any = None,
         ref_data: dict[str, Any] | None = None,
+        recorder: JobRecorder | None = None,
+        reuse: bool = False,
+        done: Reused | None = None,
     ) -> None:
         self.id = job_id
         self.request = request
@@ -99,6 +105,14 @@ class Job:
         self._finish_waiters: list[Callable[[], None]] = []
         # Cancels this job's downloads; used once the backend is done and only the fetch is left.
         self._fetch_scope = FetchScope()
+        # The ledger (vidbridge.ledger): written before the thread starts, so before any network call.
+        self._recorder = recorder
+        self._reuse = reuse
+        self._reused_from: str | None = None
+        self._reuse_key: str | None = None
+        self._done = done  # a job that completed earlier (Client.resume): its verified files
+        if done is not None:
+            handle = handle if handle is not None else object()  # runs nothing: no slot
         self._slots = slots if handle is None else None  # an attached job runs already: no slot
         self._ticket: Ticket | None = self._slots.enter() if self._slots is not None else None
         first = JobStatus(job_id=job_id, phase=Phase.QUEUED)
@@ -108,6 +122,13 @@ class Job:
                                  message=self._local_queue_message(position[0]))
         self._history: list[JobStatus] = [first]
         self._stage = _RUNNING if handle is not None else _WAITING
+        if recorder is not None and done is None:
+            if request is None:
+                recorder.attached(self.ref)
+            else:
+                recorder.created(request, status=first.phase.value, message=first.message,
+                                 reason="resubmit" if recorder.attempt > 1 else "submit",
+                                 output_dir=str(output_dir.absolute()))
         self._thread = threading.Thread(target=self._run, name=f"vidbridge-{job_id}", daemon=True)
         self._thread.start()
 
@@ -136,6 +157,14 @@ class Job:
         once the backend gave them (``{}`` before)."""
         return JobRef(backend=self._session.backend, endpoint=redact_url(self._session.endpoint.url),
                       job_id=self.id, data=dict(self._ref_data or {}))
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt of this job runs: 1, or 2 after a resubmission (the backend lost the
+        first attempt with no possible output, or ``Client.resume(..., resubmit=True)``)."""
+        return self._recorder.attempt if self._recorder is not None else self._attempt_number
+
+    _attempt_number = 1
 
     @property
     def artifacts(self) -> list[Artifact]:
@@ -288,6 +317,8 @@ class Job:
         if not isinstance(found, list) or not all(isinstance(item, OutputRef) for item in found):
             raise PluginError(f"plugin {self._session.backend!r} returned {type(found).__name__} from outputs",
                               plugin=self._session.backend)
+        if self._recorder is not None:
+            self._recorder.outputs([item.name for item in found])
         return list(found)
 
     def fetch(self, destination: str | Path | None = None) -> list[Artifact]:
@@ -302,6 +333,8 @@ class Job:
         folder = Path(destination) if destination is not None else self._output_dir
         artifacts = self._fetch_into(folder, progress=lambda done, total: None)
         self._artifacts = list(artifacts)
+        if self._recorder is not None:
+            self._recorder.fetched(self._artifacts)
         return self.artifacts
 
     def _require_completed(self, what: str) -> None:
@@ -378,9 +411,12 @@ class Job:
         with self._condition:
             if status.same_state(self._history[-1]):
                 return
+            changed_phase = status.phase is not self._history[-1].phase
             self._history.append(status)
             callbacks = list(self._callbacks)
             self._condition.notify_all()
+        if changed_phase and self._recorder is not None and not status.is_terminal:  # the end: _end
+            self._recorder.phase(status.phase.value, status.message, self.ref)
         for callback in callbacks:
             try:
                 callback(status)
@@ -390,15 +426,27 @@ class Job:
     def _end(self, phase: Phase, error: VidbridgeError | None = None, **changes: Any) -> None:
         self._error = error
         info = None if error is None else ErrorInfo(**error.to_dict())
-        self._record(self.status().evolve(phase=phase, error=info, queue_position=None, queue_size=None,
-                                          **changes))
+        final = self.status().evolve(phase=phase, error=info, queue_position=None, queue_size=None, **changes)
+        if self._recorder is not None and self._done is None:  # before anyone sees the end
+            self._recorder.finished(phase.value, message=final.message,
+                                    error=None if error is None else error.to_dict(),
+                                    artifacts=self._artifacts, ref=self.ref, cached=final.cached,
+                                    reused_from=self._reused_from, reuse_key=self._reuse_key)
+        self._record(final)
 
     def _run(self) -> None:
         try:
+            if self._done is not None:
+                self._artifacts = list(self._done.artifacts)
+                self._end(Phase.COMPLETED, None, progress=1.0, cached=self._done.source is not None,
+                          message=f"completed earlier: {len(self._artifacts)} artifact(s) verified again")
+                return
             if self._handle is None:
+                if self._reused():
+                    return
                 self._take_slot()
                 self._submit()
-            self._follow_backend()
+            self._follow_with_resubmission()
         except VidbridgeError as exc:
             self._finish_with_error(exc)
         except Exception as exc:  # a plugin bug must still end the job, never hang it
@@ -440,6 +488,53 @@ class Job:
                                     endpoint=redact_url(self._session.endpoint.url), server_stopped=True)
         raise self._deadline_error(cancelled_on_server=False, where="in the local queue")
 
+    def _reused(self) -> bool:
+        """Serve the job from an earlier identical one (``reuse=True``, :mod:`vidbridge.reuse`):
+        True when done. Also computes the key this job is recorded under, for later reuse."""
+        if self.request is None or self._recorder is None:
+            return False
+        from . import reuse
+
+        try:
+            self._reuse_key = reuse.reuse_key(self.request, self._session.endpoint)
+            found = None
+            if self._reuse and self._reuse_key is not None:
+                found = reuse.find_reusable(self._recorder.ledger, self._reuse_key, self._output_dir, job_id=self.id)
+        except Exception as exc:  # noqa: BLE001 - reuse is an optimisation: generate instead
+            log.warning("reuse for %s failed (generating instead): %s", self.id, exc)
+            return False
+        if found is None:
+            return False
+        self._artifacts, self._reused_from = found.artifacts, found.source
+        self._end(Phase.COMPLETED, None, progress=1.0, cached=True,
+                  message=f"reused the {len(found.artifacts)} verified artifact(s) of {found.source}")
+        return True
+
+    def _follow_with_resubmission(self) -> None:
+        """Follow the backend; a first attempt the backend provably lost with no output
+        (``JobLostError(output_possible=False)``) is submitted once more, as attempt 2."""
+        try:
+            self._follow_backend()
+        except JobLostError as exc:
+            if exc.output_possible or self.attempt != 1 or self.request is None or self._past_deadline():
+                raise
+            with self._condition:
+                if self._cancel_requested:
+                    raise
+                self._stage = _SUBMITTING
+                self._handle = None
+            log.warning("%s: %s; submitting it again (attempt 2)", self.id, exc.message)
+            self._ref_data = None
+            message = f"the backend lost attempt 1 with no output ({exc.message}): submitting it again (attempt 2)"
+            if self._recorder is not None:
+                self._recorder.new_attempt(2, reason="lost", request=self.request, status=Phase.QUEUED.value,
+                                           message=message, previous_error=exc.to_dict())
+            else:
+                self._attempt_number = 2
+            self._record(self.status().evolve(phase=Phase.QUEUED, message=message))
+            self._submit()
+            self._follow_backend()
+
     def _submit(self) -> None:
         self._record(self.status().evolve(phase=Phase.QUEUED, queue_position=None, queue_size=None,
                                           message="submitting"))
@@ -449,6 +544,8 @@ class Job:
             self._stage = _RUNNING
             cancel_now = self._cancel_requested
         self._refresh_ref()
+        if self._recorder is not None:
+            self._recorder.submitted(self.ref)
         if cancel_now:
             self._request_cancel()
 
@@ -463,6 +560,8 @@ class Job:
         if data is not None:
             self._ref_data = JobRef(backend=self._session.backend, endpoint="-", job_id=self.id,
                                     data=data).data  # validated: JSON only
+            if self._recorder is not None:
+                self._recorder.ref(self.ref)
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline

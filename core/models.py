@@ -564,6 +564,7 @@ class JobStatus(BaseModel):
     downloaded_bytes: int | None = None
     total_bytes: int | None = None
     error: ErrorInfo | None = None
+    cached: bool = Field(False, description="The artifacts were reused from an earlier identical job (reuse=True)")
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     phase_started_at: Mapping[str, float] = Field(default_factory=dict)

@@ -24,6 +24,7 @@ from .refs import JobRef
 from .slots import SlotQueue
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .ledger import Ledger
     from .manager import PluginManager
 
 __all__ = ["Session", "DEFAULT_OUTPUT_DIR"]
@@ -56,8 +57,10 @@ class Session:
         poll_interval: float = 0.5,
         on_close: Callable[[], None] | None = None,
         slots: SlotQueue | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._ledger = ledger
         self.backend = endpoint.backend
         self._manager = manager
         self._native = native
@@ -96,6 +99,7 @@ class Session:
         timeout: float | None = None,
         on_status: StatusCallback | None = None,
         download: bool = True,
+        reuse: bool = False,
         **fields: Any,
     ) -> Job:
         """Submit a generation; returns its :class:`Job` at once.
@@ -113,6 +117,12 @@ class Session:
         :param on_status: called on every status change, on the job's own thread.
         :param download: ``False`` leaves the outputs on the backend: the job completes without
             downloading; ``job.outputs()`` lists them and ``job.fetch(folder)`` downloads them.
+        :param reuse: a request with a fixed seed and a model that an earlier completed job of the
+            ledger ran on the same server returns that job's artifacts, re-verified, copied into
+            ``output_dir``, without asking the server (``status().cached``; see
+            :mod:`vidbridge.reuse`). Files missing or changed: generated normally.
+
+        The job is written to the client's ledger (:mod:`vidbridge.ledger`) before this returns.
         """
         if request is None:
             request = build(GenerationRequest, **fields)
@@ -129,19 +139,22 @@ class Session:
         self._check_open()
         if self._implements("vidbridge_validate"):
             self._call_optional("vidbridge_validate", request=request)
-        job = Job(
-            self,
-            request,
-            new_job_id(),
-            output_dir=Path(output_dir),
-            timeout=timeout,
-            poll_interval=self._poll_interval,
-            on_status=on_status,
-            download=download,
-            slots=self._slots,
-        )
+        return self._new_job(request, new_job_id(), output_dir=Path(output_dir), timeout=timeout,
+                             on_status=on_status, download=download, reuse=bool(reuse))
+
+    def _new_job(self, request: GenerationRequest, job_id: str, *, attempt: int = 1, **options: Any) -> Job:
+        """Create and start a validated job (``attempt`` > 1: a resubmission of ``job_id``)."""
+        job = Job(self, request, job_id, poll_interval=self._poll_interval, slots=self._slots,
+                  recorder=self._recorder(job_id, attempt), **options)
         self._track(job)
         return job
+
+    def _recorder(self, job_id: str, attempt: int = 1) -> Any:
+        if self._ledger is None:
+            return None
+        from .ledger_recorder import JobRecorder
+
+        return JobRecorder(self._ledger, job_id, backend=self.backend, endpoint=self.endpoint.url, attempt=attempt)
 
     def attach(
         self,
@@ -175,7 +188,7 @@ class Session:
         handle = self._call("vidbridge_attach", ref=ref)
         job = Job(self, None, ref.job_id, output_dir=Path(output_dir), timeout=timeout,
                   poll_interval=self._poll_interval, on_status=on_status, download=download,
-                  handle=handle, ref_data=dict(ref.data))
+                  handle=handle, ref_data=dict(ref.data), recorder=self._recorder(ref.job_id))
         self._track(job)
         return job
 
@@ -192,10 +205,12 @@ class Session:
         output_dir: str | Path = DEFAULT_OUTPUT_DIR,
         timeout: float | None = None,
         on_status: StatusCallback | None = None,
+        reuse: bool = False,
         **fields: Any,
     ) -> list[Artifact]:
         """Submit and wait: returns the verified artifacts or raises the job's error."""
-        job = self.submit(request, output_dir=output_dir, timeout=timeout, on_status=on_status, **fields)
+        job = self.submit(request, output_dir=output_dir, timeout=timeout, on_status=on_status, reuse=reuse,
+                          **fields)
         with job:
             return job.result()
 

@@ -18,8 +18,13 @@ for _name, _value in {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_OFFLINE": "1",
     "VIDBRIDGE_CACHE_DIR": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-cache"),
+    # the suite's jobs go to a ledger of its own, never the user's (tests that look at it set their own)
+    "VIDBRIDGE_LEDGER": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-jobs.sqlite3"),
 }.items():
     os.environ.setdefault(_name, _value)
+if os.environ["VIDBRIDGE_LEDGER"].endswith("/.pytest_cache/vidbridge-jobs.sqlite3"):  # ours: a fresh one per run
+    for _suffix in ("", "-wal", "-shm"):
+        Path(os.environ["VIDBRIDGE_LEDGER"] + _suffix).unlink(missing_ok=True)
 
 # The host and plugin-author fixtures (vidbridge_client, vidbridge_register_plugin, ...). Users load
 # them the same way; they are not auto-registered, so they never intrude on other test suites.

@@ -196,7 +196,8 @@ class BackendConformance:
         from ..client import Client
 
         http = httpx.Client(transport=conformance_transport, follow_redirects=True)
-        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, **conformance_client_options}
+        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, "ledger": tmp_path / "jobs.sqlite3",
+                   **conformance_client_options}
         client = Client(plugin_manager=conformance_manager, http=http, **options)
         try:
             yield client
@@ -504,7 +505,8 @@ class BackendConformance:
         calls: list[str] = []
         undo = conformance_manager.add_hookcall_monitoring(lambda name, impls, kwargs: calls.append(name),
                                                            lambda outcome, name, impls, kwargs: None)
-        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, **conformance_client_options, "max_sessions": 1}
+        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, "ledger": tmp_path / "jobs.sqlite3",
+                   **conformance_client_options, "max_sessions": 1}
         try:
             with Client(plugin_manager=conformance_manager, **options) as client:
                 session = client.connect(self._endpoint(conformance_endpoint, client))
@@ -540,7 +542,8 @@ class BackendConformance:
         from ..errors import NotAttachableError
         from ..refs import JobRef
 
-        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, **conformance_client_options}
+        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, "ledger": tmp_path / "jobs.sqlite3",
+                   **conformance_client_options}
         with Client(plugin_manager=conformance_manager, **options) as first, \
                 Client(plugin_manager=conformance_manager, **options) as second:
             session = first.connect(self._endpoint(conformance_endpoint, first))
@@ -622,7 +625,8 @@ class BackendConformance:
         output_dir = tmp_path / "cleanup"
         baseline = snapshot_threads()
         before = threading.active_count()
-        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, **conformance_client_options}
+        options = {"cache_dir": tmp_path / "cache", "retry_attempts": 1, "ledger": tmp_path / "jobs.sqlite3",
+                   **conformance_client_options}
         with Client(plugin_manager=conformance_manager, **options) as client:
             session = client.connect(self._endpoint(conformance_endpoint, client))
             artifacts = session.submit(conformance_request, output_dir=output_dir).result(self.conformance_timeout)

@@ -74,12 +74,13 @@ def vidbridge_register_plugin(vidbridge_plugin_manager: PluginManager) -> Iterat
 @pytest.fixture
 def vidbridge_client(vidbridge_plugin_manager: PluginManager, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A :class:`vidbridge.Client` using ``vidbridge_plugin_manager``, with a short poll interval
-    and a private cache folder; closed (with its sessions and jobs) at teardown."""
+    and a private cache folder and job ledger; closed (with its sessions and jobs) at teardown."""
     from vidbridge import Client
 
     client = Client(
         plugin_manager=vidbridge_plugin_manager,
         cache_dir=tmp_path_factory.mktemp("vidbridge-cache"),
+        ledger=tmp_path_factory.mktemp("vidbridge-ledger") / "jobs.sqlite3",  # never the user's ledger
         poll_interval=0.05,
         retry_attempts=1,
     )

@@ -11,6 +11,7 @@ RETRYABLE = {
     "VidbridgeError": False,
     "InvalidRequestError": False,
     "PluginError": False,
+    "LedgerError": False,
     "BackendError": False,
     "TransportError": True,
     "BackendConnectionError": True,
