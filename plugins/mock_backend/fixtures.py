@@ -11,6 +11,11 @@ Loading this module is cheap: gradio is imported only when a fixture starts a se
   ``$VIDBRIDGE_MOCK_PYTHON`` or this interpreter); all are stopped after the test.
 * ``vidbridge_mock_subprocess`` (function): one such server with default options, which the
   test may ``.kill()`` and ``.restart()``.
+* ``vidbridge_mock_mcp_server`` (session): one in-process server of WanGP's MCP face
+  (``MockServer(mcp=True)``); ``.url`` is ``http://127.0.0.1:PORT/mcp``, ``.base_url`` the root.
+* ``vidbridge_mock_mcp`` (function): that server with faults cleared, counter zeroed and step
+  delay 0 before and after the test, and no job left running (the previous test's is cancelled
+  and awaited, so a generate never meets a leftover "generation in progress").
 """
 
 from __future__ import annotations
@@ -44,6 +49,32 @@ def vidbridge_mock(vidbridge_mock_server: Any) -> Iterator[Any]:
 
     reset()
     yield vidbridge_mock_server
+    reset()
+
+
+@pytest.fixture(scope="session")
+def vidbridge_mock_mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A session-wide in-process mock of WanGP's MCP face (port 0)."""
+    from .server import MockServer
+
+    state = tmp_path_factory.mktemp("vidbridge-mock-mcp")
+    with MockServer(port=0, state_dir=state, mcp=True) as server:
+        yield server
+
+
+@pytest.fixture
+def vidbridge_mock_mcp(vidbridge_mock_mcp_server: Any) -> Iterator[Any]:
+    """The session's MCP mock, reset (faults, counter, step delay, running job) around the test."""
+    from . import faults
+
+    def reset() -> None:
+        vidbridge_mock_mcp_server.mcp_state.jobs.cancel_running()
+        faults.clear_faults(vidbridge_mock_mcp_server.base_url)
+        faults.reset_counter(vidbridge_mock_mcp_server.base_url)
+        faults.set_options(vidbridge_mock_mcp_server.base_url, step_delay=0.0)
+
+    reset()
+    yield vidbridge_mock_mcp_server
     reset()
 
 

@@ -1,0 +1,284 @@
+"""WanGP's MCP face in the mock, through the official MCP client SDK against the real server.
+
+The expectations come from the recording of WanGP 12.60 (``/work/shared/wan2gp/mcp-12.60/``,
+packaged facts repeated here where a test needs them): tool names and schemas, result encoding,
+error texts, one generation at a time, job events, one-use transfer URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import av
+import httpx
+import pytest
+
+from vidbridge.plugins.mock_backend import faults
+from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
+    vidbridge_mock_mcp,
+    vidbridge_mock_mcp_server,
+)
+
+RECORDING = Path("/work/shared/wan2gp/mcp-12.60")
+FOX = {"model_type": "t2v_1.3B", "prompt": "a red fox running through snow", "resolution": "832x480",
+       "video_length": 17, "num_inference_steps": 4, "seed": 7}
+
+
+def session(url: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``body(client_session)`` in one initialised SDK session to ``url``."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def main() -> Any:
+        async with streamable_http_client(url) as (read, write, *_):
+            async with ClientSession(read, write) as client:
+                await client.initialize()
+                return await body(client)
+
+    return asyncio.run(main())
+
+
+def call(url: str, tool: str, arguments: dict[str, Any]) -> Any:
+    """One tool call in its own session (the SDK's CallToolResult)."""
+    return session(url, lambda client: client.call_tool(tool, arguments))
+
+
+def text_of(result: Any) -> str:
+    return "".join(block.text for block in result.content)
+
+
+def without_open_objects(schema: Any) -> Any:
+    """A schema without ``additionalProperties: true`` (the default of JSON Schema, which mcp 2.x
+    writes for ``dict[str, Any]`` and mcp 1.10.1 did not)."""
+    if isinstance(schema, dict):
+        return {k: without_open_objects(v) for k, v in schema.items()
+                if not (k == "additionalProperties" and v is True)}
+    if isinstance(schema, list):
+        return [without_open_objects(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def recorded_tools() -> dict[str, Any]:
+    if not RECORDING.is_dir():
+        pytest.skip("the WanGP MCP recording is not on this machine")
+    tools = json.loads((RECORDING / "tools.json").read_text())["wire"]["body"]["result"]["tools"]
+    return {tool["name"]: tool for tool in tools}
+
+
+def test_tools_match_the_recording(vidbridge_mock_mcp: Any, recorded_tools: dict[str, Any]) -> None:
+    listed = session(vidbridge_mock_mcp.url, lambda client: client.list_tools()).tools
+    assert [t.name for t in listed] == list(recorded_tools)
+    for tool in listed:
+        recorded = recorded_tools[tool.name]
+        assert tool.description == recorded["description"], tool.name
+        assert without_open_objects(tool.input_schema) == recorded["inputSchema"], tool.name
+        assert without_open_objects(tool.output_schema) == recorded["outputSchema"], tool.name
+
+
+def test_initialize_names_the_server_like_wangp(vidbridge_mock_mcp: Any) -> None:
+    async def body(client: Any) -> Any:
+        return client.initialize_result if hasattr(client, "initialize_result") else await client.initialize()
+
+    info = session(vidbridge_mock_mcp.url, body)
+    assert (info.server_info.name, info.server_info.version) == ("WanGP", "1.10.1")
+
+
+def test_mcp_redirects_and_answers_json_without_a_session(vidbridge_mock_mcp: Any) -> None:
+    headers = {"Accept": "application/json, text/event-stream"}
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    redirect = httpx.post(vidbridge_mock_mcp.url, json=ping, headers=headers)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == vidbridge_mock_mcp.url + "/"
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "wangp_list_gallery", "arguments": {"limit": 1}}}
+    answer = httpx.post(vidbridge_mock_mcp.url + "/", json=listing, headers=headers)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert "mcp-session-id" not in answer.headers
+    assert answer.json()["result"]["isError"] is False
+    assert httpx.get(vidbridge_mock_mcp.base_url + "config").status_code == 404  # no gradio here
+
+
+def test_generate_wait_gives_a_real_mp4_through_a_one_use_url(vidbridge_mock_mcp: Any) -> None:
+    result = call(vidbridge_mock_mcp.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 60})
+    assert not result.is_error
+    job = result.structured_content
+    assert json.loads(text_of(result)) == job
+    assert job["done"] and job["result"]["success"] and not job["result"]["errors"]
+    kinds = [event["kind"] for event in job["events"]]
+    assert kinds[0] == "started" and kinds[-1] == "completed"
+    progress = [e["data"] for e in job["events"] if e["kind"] == "progress"]
+    assert [(p["current_step"], p["total_steps"]) for p in progress] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    item, = job["result"]["gallery_items"]
+    assert item["path"] == job["result"]["generated_files"][0]
+
+    grant = call(vidbridge_mock_mcp.url, "wangp_create_gallery_download",
+                 {"gallery_id": item["gallery_id"]}).structured_content
+    assert grant["download_url"].startswith("/wangp_api/gallery/download/")
+    url = vidbridge_mock_mcp.base_url.rstrip("/") + grant["download_url"]
+    first = httpx.get(url)
+    assert first.status_code == 200 and first.headers["content-type"] == "video/mp4"
+    assert len(first.content) == grant["size"]
+    with av.open(io.BytesIO(first.content)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        assert (stream.codec_context.width, stream.codec_context.height, frames) == (832, 480, 17)
+    again = httpx.get(url)
+    assert (again.status_code, again.json()) == (404, {"error": "Download expired or not found."})
+
+    counter = faults.read_counter(vidbridge_mock_mcp.base_url)
+    assert (counter["total"], counter["completed"]) == (1, 1)
+    assert counter["events"]["tool:wangp_generate"] == 1
+    assert counter["calls"]["mcp"] == ["wangp_generate", "wangp_create_gallery_download"]
+
+
+def test_second_generate_is_refused_and_cancel_stops_the_first(vidbridge_mock_mcp: Any) -> None:
+    faults.set_options(vidbridge_mock_mcp.base_url, step_delay=0.5)  # long enough to overlap
+
+    async def body(client: Any) -> tuple[Any, Any, Any]:
+        first = await client.call_tool("wangp_generate", {"source": FOX})
+        second = await client.call_tool("wangp_generate", {"source": {**FOX, "seed": 8}})
+        cancel = await client.call_tool("wangp_cancel_job", {"job_id": first.structured_content["job_id"]})
+        return first, second, cancel
+
+    first, second, cancel = session(vidbridge_mock_mcp.url, body)
+    assert not first.structured_content["done"]
+    assert second.is_error
+    assert text_of(second) == ("Error executing tool wangp_generate: "
+                               "WanGP session already has a generation in progress")
+    assert cancel.structured_content["cancel_requested"]
+    job_id = first.structured_content["job_id"]
+    vidbridge_mock_mcp.mcp_state.jobs.get(job_id).done.wait(10)
+    job = call(vidbridge_mock_mcp.url, "wangp_get_job", {"job_id": job_id}).structured_content
+    assert job["done"] and job["result"]["cancelled"] and not job["result"]["success"]
+    assert job["result"]["errors"] == [{"message": "Generation was cancelled", "task_index": 1,
+                                        "task_id": 1, "stage": "cancelled", "cancelled": True}]
+    counter = faults.read_counter(vidbridge_mock_mcp.base_url)
+    assert (counter["total"], counter["aborted"]) == (1, 1)  # the refused one never started
+
+
+def test_wait_too_short_is_a_timeout_error_and_the_job_runs_on(vidbridge_mock_mcp: Any) -> None:
+    faults.set_options(vidbridge_mock_mcp.base_url, step_delay=0.2)
+    result = call(vidbridge_mock_mcp.url, "wangp_generate",
+                  {"source": FOX, "wait": True, "timeout_s": 0.05})
+    assert result.is_error
+    assert text_of(result) == "Error executing tool wangp_generate: WanGP session job timed out"
+    assert faults.read_counter(vidbridge_mock_mcp.base_url)["total"] == 1
+
+
+def test_errors_are_is_error_results_with_wangp_texts(vidbridge_mock_mcp: Any) -> None:
+    url = vidbridge_mock_mcp.url
+
+    async def body(client: Any) -> list[str]:
+        results = [await client.call_tool("wangp_get_job", {"job_id": "deadbeef"}),
+                   await client.call_tool("wangp_no_such_tool", {"x": 1}),
+                   await client.call_tool("wangp_get_default_settings", {"model_type": "no_such_model"}),
+                   await client.call_tool("wangp_create_gallery_upload", {"filename": "notes.txt"}),
+                   await client.call_tool("wangp_generate", {"source": {**FOX, "image_start": "/etc/hostname"}})]
+        assert all(r.is_error for r in results)
+        return [text_of(r) for r in results]
+
+    assert session(url, body) == [
+        "Error executing tool wangp_get_job: 'Unknown WanGP job_id: deadbeef'",
+        "Unknown tool: wangp_no_such_tool",
+        "Error executing tool wangp_get_default_settings: Unknown model_type: no_such_model",
+        "Error executing tool wangp_create_gallery_upload: filename must have a supported image, "
+        "video, or audio extension",
+        "Error executing tool wangp_generate: Direct filesystem paths are disabled for this MCP "
+        "server. Use a Gallery id for image_start, or restart with filesystem reads enabled.",
+    ]
+    schema = call(url, "wangp_get_model_schema", {"model_type": "no_such_model"})
+    assert not schema.is_error and schema.content == [] and schema.structured_content == {"result": None}
+
+
+def test_failed_tasks_are_job_errors_not_tool_errors(vidbridge_mock_mcp: Any) -> None:
+    source = [{**FOX, "resolution": "abc"}, {"prompt": "no model type", "resolution": "832x480"}]
+    bad_resolution = call(vidbridge_mock_mcp.url, "wangp_generate",
+                          {"source": source[0], "wait": True, "timeout_s": 30}).structured_content
+    assert bad_resolution["result"]["errors"] == [
+        {"message": "not enough values to unpack (expected 2, got 1)", "task_index": None,
+         "task_id": None, "stage": "runtime", "cancelled": False}]
+    no_model = call(vidbridge_mock_mcp.url, "wangp_generate",
+                    {"source": source[1], "wait": True, "timeout_s": 30}).structured_content
+    assert no_model["result"]["errors"][0]["stage"] == "validation"
+    assert no_model["result"]["failed_tasks"] == 1
+    assert faults.read_counter(vidbridge_mock_mcp.base_url)["total"] == 0  # nothing generated
+
+
+def test_gen_error_fault_fails_the_job_at_its_step(vidbridge_mock_mcp: Any) -> None:
+    faults.add_faults(vidbridge_mock_mcp.base_url, "gen_error:after_step=2,message=boom,count=1")
+    job = call(vidbridge_mock_mcp.url, "wangp_generate",
+               {"source": FOX, "wait": True, "timeout_s": 30, "event_limit": 500}).structured_content
+    assert job["result"]["errors"] == [{"message": "boom", "task_index": 1, "task_id": 1,
+                                        "stage": "generation", "cancelled": False}]
+    assert [e["data"]["current_step"] for e in job["events"] if e["kind"] == "progress"] == [1]
+    counter = faults.read_counter(vidbridge_mock_mcp.base_url)
+    assert (counter["total"], counter["failed"]) == (1, 1)
+
+
+def test_http_fault_defaults_to_the_mcp_endpoint(vidbridge_mock_mcp: Any) -> None:
+    faults.add_faults(vidbridge_mock_mcp.base_url, "503:count=1")
+    answer = httpx.post(vidbridge_mock_mcp.url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                        headers={"Accept": "application/json, text/event-stream"})
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+    assert faults.list_faults(vidbridge_mock_mcp.base_url) == []  # spent
+
+
+def test_upload_is_one_use_checked_and_capped(vidbridge_mock_mcp: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    root = vidbridge_mock_mcp.base_url.rstrip("/")
+
+    def grant(name: str) -> str:
+        created = call(vidbridge_mock_mcp.url, "wangp_create_gallery_upload", {"filename": name})
+        assert created.structured_content["method"] == "PUT"
+        return root + created.structured_content["upload_url"]
+
+    url = grant("start.png")
+    uploaded = httpx.put(url, content=png)
+    assert uploaded.status_code == 200
+    record = uploaded.json()
+    assert (record["status"], record["size"], record["media_type"], record["selected"]) == \
+        ("uploaded", len(png), "image", True)
+    assert httpx.put(url, content=png).status_code == 404
+    bad = httpx.put(grant("bad.png"), content=b"not a png")
+    assert bad.status_code == 400 and "cannot identify image file" in bad.json()["error"]
+    transfers = vidbridge_mock_mcp.mcp_state.transfers
+    cap, transfers.max_bytes = transfers.max_bytes, 100
+    try:
+        too_big = httpx.put(grant("big.png"), content=png)
+    finally:
+        transfers.max_bytes = cap
+    assert too_big.status_code == 413
+
+    item = call(vidbridge_mock_mcp.url, "wangp_get_gallery_item", {"gallery_id": record["gallery_id"]})
+    assert item.structured_content["path"] == record["path"]
+
+
+def test_cli_serves_the_mcp_face_in_a_child_process(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "vidbridge.plugins.mock_backend", "--mcp",
+                              "--port", "0", "--state-dir", str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("Running on http://127.0.0.1:") and line.rstrip().endswith("/mcp")
+        url = line.split()[-1]
+        tools = session(url, lambda client: client.list_tools()).tools
+        assert len(tools) == 22
+    finally:
+        child.send_signal(signal.SIGINT)
+        _, errors = child.communicate(timeout=20)
+    assert child.returncode == 0, errors
