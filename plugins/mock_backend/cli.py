@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="model new sessions start on (default: the remembered one, else t2v)")
     parser.add_argument("--mcp", action="store_true",
                         help="serve WanGP's MCP face (streamable HTTP at /mcp) instead of the web UI")
+    parser.add_argument("--mcp-load-delay", type=float, default=0.0, metavar="S",
+                        help="MCP face: seconds a job spends loading the model before its first step")
     return parser
 
 
@@ -66,7 +68,8 @@ def serve(args: argparse.Namespace) -> int:
     server = MockServer(host=args.host, port=args.port, step_delay=args.step_delay, auth=args.auth,
                         faults=args.fault, full_surface=args.full_surface,
                         output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
-                        allow_exit=True, mcp=getattr(args, "mcp", False))
+                        allow_exit=True, mcp=getattr(args, "mcp", False),
+                        mcp_options={"load_delay": getattr(args, "mcp_load_delay", 0.0)})
     stop = threading.Event()
     starting = threading.Event()
 

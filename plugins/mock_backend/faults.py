@@ -5,6 +5,11 @@ A fault spec is one string ``KIND[:key=value[,key=value...]]``; every kind accep
 * ``route=R``: where it applies, an fnmatch glob on the URL path (``/gradio_api/queue/join``) or
   an alias: ``join``, ``data`` (the SSE result stream), ``upload``, ``file`` (downloads),
   ``config``, ``info``, ``api`` (everything under ``/gradio_api/``), ``any``;
+  On the MCP face (``MockServer(mcp=True)``) the aliases ``mcp`` (``/mcp*``), ``mcp_upload`` and
+  ``mcp_download`` (the media transfer URLs) apply, and the defaults below change to ``mcp`` for
+  ``status``/``reset``, ``mcp_download`` for ``truncate``/``corrupt``/``slow``;
+  ``hostile_name`` there renames the file ``wangp_create_gallery_download`` announces and sends;
+  ``busy`` takes a tool name (``busy:fn=wangp_get_job``); ``gen_error``/``exit`` act on MCP jobs;
 * ``count=N``: fire for the next N matching requests (or generations), then disappear;
 * ``fraction=F``: fire for a fraction F of them (deterministic pseudo-random, ``seed=S``).
 
@@ -69,8 +74,11 @@ HANDLER_KINDS = frozenset({"busy"})
 DEFAULT_ROUTES = {"latency": "any", "status": "join", "reset": "join", "truncate": "file",
                   "corrupt": "file", "slow": "file", "hostile_name": "data"}
 # The MCP face has no gradio routes: its HTTP faults default to the JSON-RPC endpoint and downloads.
+# ``hostile_name`` is applied by the download tool itself (matched against its name, which no URL
+# path matches, so the HTTP layer leaves it alone).
 MCP_DEFAULT_ROUTES = {"latency": "any", "status": "mcp", "reset": "mcp", "truncate": "mcp_download",
-                      "corrupt": "mcp_download", "slow": "mcp_download", "hostile_name": "mcp_download"}
+                      "corrupt": "mcp_download", "slow": "mcp_download",
+                      "hostile_name": "wangp_create_gallery_download"}
 HOSTILE_NAMES = {"dotdot": "../x.mp4", "absolute": "/tmp/x.mp4", "nul": "x\x00.mp4",
                  "device": "CON.mp4"}
 

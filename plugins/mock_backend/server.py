@@ -57,7 +57,7 @@ class MockServer:
     :param mcp: serve WanGP's MCP face (:mod:`.mcp`) instead of the gradio web UI; :attr:`url`
         is then ``http://host:port/mcp``. ``auth`` and ``full_surface`` do not apply to it.
     :param mcp_options: options of the MCP face (``event_limit``, ``max_upload_bytes``,
-        ``transfer_ttl``; see :class:`.mcp.state.McpState`).
+        ``transfer_ttl``, ``load_delay``; see :class:`.mcp.state.McpState`).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop` (idempotent).
     """

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -26,6 +27,7 @@ from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
     vidbridge_mock_mcp,
     vidbridge_mock_mcp_server,
 )
+from vidbridge.plugins.mock_backend.server import QUIET_ENV
 
 RECORDING = Path("/work/shared/wan2gp/mcp-12.60")
 FOX = {"model_type": "t2v_1.3B", "prompt": "a red fox running through snow", "resolution": "832x480",
@@ -268,17 +270,42 @@ def test_upload_is_one_use_checked_and_capped(vidbridge_mock_mcp: Any, tmp_path:
 
 
 def test_cli_serves_the_mcp_face_in_a_child_process(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen([sys.executable, "-m", "vidbridge.plugins.mock_backend", "--mcp",
                               "--port", "0", "--state-dir", str(tmp_path)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **QUIET_ENV})
     try:
         line = child.stdout.readline()
         assert line.startswith("Running on http://127.0.0.1:") and line.rstrip().endswith("/mcp")
         url = line.split()[-1]
-        tools = session(url, lambda client: client.list_tools()).tools
-        assert len(tools) == 22
+        assert len(session(url, lambda client: client.list_tools()).tools) == 22
     finally:
         child.send_signal(signal.SIGINT)
         _, errors = child.communicate(timeout=20)
     assert child.returncode == 0, errors
+    assert "Traceback" not in errors
+
+
+def test_exit_fault_ends_a_child_mcp_server(tmp_path: Path) -> None:
+    from vidbridge.plugins.mock_backend.server import SubprocessMockServer
+
+    with SubprocessMockServer(mcp=True, state_dir=tmp_path, faults=["exit:after_step=2,code=3"]) as child:
+        assert child.url.endswith("/mcp") and child.base_url + "mcp" == child.url
+        with pytest.raises(Exception):  # the connection drops with the process
+            call(child.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 30})
+        assert child.process.wait(timeout=20) == 3
+
+
+def test_stopping_a_server_ends_its_running_job_and_threads(tmp_path: Path) -> None:
+    from vidbridge.plugins.mock_backend.server import MockServer
+
+    before = set(threading.enumerate())
+    server = MockServer(mcp=True, state_dir=tmp_path, step_delay=5.0).start()
+    try:
+        job = call(server.url, "wangp_generate", {"source": FOX}).structured_content
+        assert not job["done"]
+        record = server.mcp_state.jobs.get(job["job_id"])
+    finally:
+        server.stop()
+    assert record.done.is_set() and record.result["cancelled"]
+    assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []

@@ -23,7 +23,8 @@ MCP_PATH = "/mcp"
 
 def build_asgi(backend: MockBackend, **state_options: Any) -> tuple[Any, McpState]:
     """``(asgi app, state)`` of one MCP face over ``backend``; ``state_options`` go to
-    :class:`~.state.McpState` (``event_limit``, ``max_upload_bytes``, ``transfer_ttl``)."""
+    :class:`~.state.McpState` (``event_limit``, ``max_upload_bytes``, ``transfer_ttl``,
+    ``load_delay``)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
     state = McpState(backend, **state_options)

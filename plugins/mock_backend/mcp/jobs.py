@@ -131,9 +131,11 @@ class Job:
 class JobRunner:
     """Starts jobs (refusing a second while one runs), keeps every job record, runs them."""
 
-    def __init__(self, backend: MockBackend, gallery: Gallery) -> None:
+    def __init__(self, backend: MockBackend, gallery: Gallery, load_delay: float = 0.0) -> None:
         self.backend = backend
         self.gallery = gallery
+        #: seconds between "Loading model ..." and the first step (a cancel then is seen after it)
+        self.load_delay = load_delay
         self.rng = random.Random()
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
@@ -253,6 +255,8 @@ class JobRunner:
                                    client_id=params["client_id"], model_type=model.model_type,
                                    session="mcp")
         job.emit("status", f"Loading model {model.name}...")
+        if self.load_delay:  # WanGP finishes loading before it looks at a cancel request
+            time.sleep(self.load_delay)
         try:
             for step in range(1, steps + 1):
                 if job.cancel_requested.is_set():

@@ -127,6 +127,14 @@ def _glob(pattern: str | None, *values: Any) -> bool:
     return any(fnmatch.fnmatchcase(str(v).casefold(), pattern) for v in values)
 
 
+FILTERS = ("family", "base_model_type", "finetune", "model_type", "main_output", "inputs", "name", "query")
+
+
+def filters_of(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The discovery filters among a tool's ``arguments`` (its ``locals()``)."""
+    return {key: arguments[key] for key in FILTERS if key in arguments}
+
+
 def select(*, family: str | None = None, base_model_type: str | None = None,
            finetune: str | None = None, model_type: str | None = None,
            main_output: str | None = None, inputs: str | None = None, name: str | None = None,

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from ..faults import HANDLER_KINDS, hostile_name
-from . import models
+from . import docs, models
 from .gallery import looks_like_gallery_id
 from .jobs import TaskSpec, tasks_of
 from .state import McpState
@@ -29,9 +29,6 @@ DIRECT_PATH_MESSAGE = ("Direct filesystem paths are disabled for this MCP server
 DEFAULT_TOOL_TEMPLATES = {"gen_video": ("Media Generator", "Mock Wan2.1 1.3B"),
                           "gen_image": ("Image Generator", "Mock Flux")}
 TEMPLATE_MODELS = {"Mock Wan2.1 1.3B": "t2v_1.3B", "Mock Flux": "flux"}
-AGENT_PROMPT = ("Discover models with wangp_search_models, read defaults with "
-                "wangp_get_default_settings, start one job with wangp_generate(wait=False), poll it "
-                "with wangp_get_job, and fetch outputs with wangp_create_gallery_download.")
 
 
 def build_server(state: McpState) -> Any:
@@ -65,12 +62,7 @@ def build_server(state: McpState) -> Any:
     _template_tools(tool, state)
     _job_tools(tool, state)
 
-    @server.prompt(name="wangp_agent", title="WanGP Agent Guide",
-                   description="Instructions for discovering WanGP models, building settings, "
-                               "running jobs, and handling media.")
-    def wangp_agent_prompt() -> str:
-        return AGENT_PROMPT
-
+    docs.register(server)
     return server
 
 
@@ -82,9 +74,7 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                           name: str | None = None, query: str | None = None, limit: int = 10,
                           offset: int = 0, include_availability: bool = False) -> list[dict[str, Any]]:
         """List at most 10 compact model records. All string filters accept case-insensitive * and ? globs; query searches names, ids, families, and descriptions. For generation without a user-specified model, use the corresponding default template instead of browsing."""  # noqa: E501
-        chosen = models.select(family=family, base_model_type=base_model_type, finetune=finetune,
-                               model_type=model_type, main_output=main_output, inputs=inputs,
-                               name=name, query=query)
+        chosen = models.select(**models.filters_of(locals()))
         return [models.with_availability(m, include_availability) for m in models.page(chosen, limit, offset)]
 
     @tool
@@ -104,9 +94,7 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                               name: str | None = None, query: str | None = None, limit: int = 10,
                               offset: int = 0) -> list[dict[str, Any]]:
         """List a bounded page of full WanGP model definitions. String filters accept * and ? globs. Prefer search, then fetch one selected model."""  # noqa: E501
-        chosen = models.select(family=family, base_model_type=base_model_type, finetune=finetune,
-                               model_type=model_type, main_output=main_output, inputs=inputs,
-                               name=name, query=query)
+        chosen = models.select(**models.filters_of(locals()))
         return [models.definition(m) for m in models.page(chosen, limit, offset)]
 
     @tool
@@ -133,9 +121,7 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                                       name: str | None = None, query: str | None = None,
                                       limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
         """List a bounded page of local model-file availability records using the model discovery filters."""
-        chosen = models.select(family=family, base_model_type=base_model_type, finetune=finetune,
-                               model_type=model_type, main_output=main_output, inputs=inputs,
-                               name=name, query=query)
+        chosen = models.select(**models.filters_of(locals()))
         return [models.availability(m) for m in models.page(chosen, limit, offset, maximum=100)]
 
     @tool

@@ -124,12 +124,9 @@ def routes(store: TransferStore) -> list[tuple[str, str, Any]]:
         transfer = store.take_upload(request.path_params["token"])
         if transfer is None:
             return missing("Upload")
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return JSONResponse({"error": "Invalid Content-Length header."}, status_code=400)
-            if int(declared) > store.max_bytes:
-                return _too_large(store.max_bytes)
+        declared = request.headers.get("content-length")  # h11 has checked it is a number
+        if declared is not None and int(declared) > store.max_bytes:
+            return _too_large(store.max_bytes)
         target = store.upload_target(transfer["filename"])
         size = 0
         try:
