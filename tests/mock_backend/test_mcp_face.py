@@ -110,6 +110,33 @@ def test_mcp_redirects_and_answers_json_without_a_session(vidbridge_mock_mcp: An
     assert httpx.get(vidbridge_mock_mcp.base_url + "config").status_code == 404  # no gradio here
 
 
+def test_protocol_is_held_to_what_wangp_s_mcp_1_10_1_speaks(vidbridge_mock_mcp: Any) -> None:
+    from mcp.client.client import Client
+
+    async def connect() -> str:
+        async with Client(vidbridge_mock_mcp.url) as client:  # mode "auto": probes server/discover
+            return client.protocol_version
+
+    assert asyncio.run(connect()) == "2025-06-18"  # the probe is refused, initialize negotiates down
+    headers = {"Accept": "application/json, text/event-stream"}
+    endpoint = vidbridge_mock_mcp.url + "/"
+    unknown = httpx.post(endpoint, json={"jsonrpc": "2.0", "id": 10, "method": "tools/nope", "params": {}},
+                         headers=headers)
+    assert unknown.text == ('{"jsonrpc":"2.0","id":10,"error":{"code":-32602,'
+                            '"message":"Invalid request parameters","data":""}}')
+    old = httpx.post(endpoint, json={"jsonrpc": "2.0", "id": 15, "method": "ping"},
+                     headers={**headers, "MCP-Protocol-Version": "1999-01-01"})
+    assert old.status_code == 400
+    assert old.text == ('{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":'
+                        '"Bad Request: Unsupported protocol version: 1999-01-01. Supported versions: '
+                        '2024-11-05, 2025-03-26, 2025-06-18"}}')
+    initialize = {"jsonrpc": "2.0", "id": 17, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "curl", "version": "0"}}}
+    assert httpx.post(endpoint, json=initialize, headers=headers).json()["result"]["protocolVersion"] == "2025-03-26"
+    assert httpx.post(endpoint, content=b"{not json", headers={**headers, "Content-Type": "application/json"}
+                      ).status_code == 400
+
+
 def test_generate_wait_gives_a_real_mp4_through_a_one_use_url(vidbridge_mock_mcp: Any) -> None:
     result = call(vidbridge_mock_mcp.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 60})
     assert not result.is_error
@@ -269,9 +296,10 @@ def test_upload_is_one_use_checked_and_capped(vidbridge_mock_mcp: Any, tmp_path:
     assert item.structured_content["path"] == record["path"]
 
 
-def test_cli_serves_the_mcp_face_in_a_child_process(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-m", "vidbridge.plugins.mock_backend", "--mcp",
-                              "--port", "0", "--state-dir", str(tmp_path)],
+def test_vidbridge_mock_server_mcp_serves_the_face_in_a_child_process(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "import sys; from vidbridge.cli import main; sys.exit(main())",
+               "mock-server", "--mcp", "--port", "0", "--state-dir", str(tmp_path)]
+    child = subprocess.Popen(command,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, **QUIET_ENV})
     try:

@@ -4,7 +4,7 @@ As WanGP runs it (``FastMCP(...).run("streamable-http")`` with ``json_response=T
 ``stateless_http=True``): the endpoint is ``/mcp/`` (``/mcp`` answers 307 to it), every answer
 is ``application/json``, no ``mcp-session-id`` is issued, ``tools/call`` works without
 ``initialize``, and the media transfer routes live on the same port. No Gradio route exists.
-DNS-rebinding protection is off, as on WanGP 12.60 (which predates it): the mock may be bound
+Protocol versions and methods are held to mcp 1.10.1's (:mod:`.protocol`). DNS-rebinding protection is off, as on WanGP 12.60 (which predates it): the mock may be bound
 to any interface a test chooses.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from ..backend import MockBackend
 from ..middleware import FaultMiddleware
 from . import transfer
+from .protocol import WanGPProtocolGate
 from .state import McpState
 from .tools import build_server
 
@@ -34,4 +35,4 @@ def build_asgi(backend: MockBackend, **state_options: Any) -> tuple[Any, McpStat
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH + "/", json_response=True, stateless_http=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-    return FaultMiddleware(app, backend), state
+    return FaultMiddleware(WanGPProtocolGate(app, MCP_PATH + "/"), backend), state
