@@ -65,11 +65,15 @@ def serve(args: argparse.Namespace) -> int:
     """
     from .server import MockServer
 
-    server = MockServer(host=args.host, port=args.port, step_delay=args.step_delay, auth=args.auth,
-                        faults=args.fault, full_surface=args.full_surface,
-                        output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
-                        allow_exit=True, mcp=getattr(args, "mcp", False),
-                        mcp_options={"load_delay": getattr(args, "mcp_load_delay", 0.0)})
+    try:
+        server = MockServer(host=args.host, port=args.port, step_delay=args.step_delay, auth=args.auth,
+                            faults=args.fault, full_surface=args.full_surface,
+                            output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
+                            allow_exit=True, mcp=getattr(args, "mcp", False),
+                            mcp_options={"load_delay": getattr(args, "mcp_load_delay", 0.0)})
+    except ValueError as exc:  # options that do not go together: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     starting = threading.Event()
 

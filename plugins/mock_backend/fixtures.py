@@ -37,19 +37,21 @@ def vidbridge_mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield server
 
 
+def _reset(server: Any) -> None:
+    """Clear a server's faults, zero its counter, set its step delay to 0 (over its admin routes)."""
+    from . import faults
+
+    faults.clear_faults(server.base_url)
+    faults.reset_counter(server.base_url)
+    faults.set_options(server.base_url, step_delay=0.0)
+
+
 @pytest.fixture
 def vidbridge_mock(vidbridge_mock_server: Any) -> Iterator[Any]:
     """The session's mock server, reset (faults, counter, step delay) around the test."""
-    from . import faults
-
-    def reset() -> None:
-        faults.clear_faults(vidbridge_mock_server.url)
-        faults.reset_counter(vidbridge_mock_server.url)
-        faults.set_options(vidbridge_mock_server.url, step_delay=0.0)
-
-    reset()
+    _reset(vidbridge_mock_server)
     yield vidbridge_mock_server
-    reset()
+    _reset(vidbridge_mock_server)
 
 
 @pytest.fixture(scope="session")
@@ -65,13 +67,9 @@ def vidbridge_mock_mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture
 def vidbridge_mock_mcp(vidbridge_mock_mcp_server: Any) -> Iterator[Any]:
     """The session's MCP mock, reset (faults, counter, step delay, running job) around the test."""
-    from . import faults
-
     def reset() -> None:
-        vidbridge_mock_mcp_server.mcp_state.jobs.cancel_running()
-        faults.clear_faults(vidbridge_mock_mcp_server.base_url)
-        faults.reset_counter(vidbridge_mock_mcp_server.base_url)
-        faults.set_options(vidbridge_mock_mcp_server.base_url, step_delay=0.0)
+        vidbridge_mock_mcp_server.mcp_state.jobs.cancel_running()  # a job left by the last test
+        _reset(vidbridge_mock_mcp_server)
 
     reset()
     yield vidbridge_mock_mcp_server

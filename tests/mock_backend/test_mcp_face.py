@@ -337,3 +337,10 @@ def test_stopping_a_server_ends_its_running_job_and_threads(tmp_path: Path) -> N
         server.stop()
     assert record.done.is_set() and record.result["cancelled"]
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+def test_mcp_face_refuses_gradio_only_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidbridge.plugins.mock_backend.cli import build_arg_parser, serve
+
+    assert serve(build_arg_parser().parse_args(["--mcp", "--auth", "u:p"])) == 2
+    assert "auth and full_surface do not apply" in capsys.readouterr().err
