@@ -133,8 +133,20 @@ def test_protocol_is_held_to_what_wangp_s_mcp_1_10_1_speaks(vidbridge_mock_mcp: 
     initialize = {"jsonrpc": "2.0", "id": 17, "method": "initialize", "params": {
         "protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "curl", "version": "0"}}}
     assert httpx.post(endpoint, json=initialize, headers=headers).json()["result"]["protocolVersion"] == "2025-03-26"
-    assert httpx.post(endpoint, content=b"{not json", headers={**headers, "Content-Type": "application/json"}
-                      ).status_code == 400
+    parse = httpx.post(endpoint, content=b"{not json", headers={**headers, "Content-Type": "application/json"})
+    assert (parse.status_code, parse.json()["error"]["message"]) == (
+        400, "Parse error: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)")
+    json_only = httpx.post(endpoint, json={"jsonrpc": "2.0", "id": 11, "method": "tools/list"},
+                           headers={"Accept": "application/json"})
+    assert json_only.status_code == 406
+    assert json_only.json() == {"jsonrpc": "2.0", "id": "server-error", "error": {
+        "code": -32600, "message": "Not Acceptable: Client must accept both application/json and text/event-stream"}}
+    plain = httpx.post(endpoint, content=b'{"jsonrpc":"2.0","id":14,"method":"ping"}',
+                       headers={**headers, "Content-Type": "text/plain"})
+    assert (plain.status_code, plain.text) == (400, "Invalid Content-Type header")
+    delete = httpx.delete(endpoint, headers=headers)
+    assert (delete.status_code, delete.json()["error"]["message"]) == (
+        405, "Method Not Allowed: Session termination not supported")
 
 
 def test_generate_wait_gives_a_real_mp4_through_a_one_use_url(vidbridge_mock_mcp: Any) -> None:

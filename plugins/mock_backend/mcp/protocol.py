@@ -9,7 +9,10 @@ SDK app, answers as 1.10.1 does (``/work/shared/wan2gp/mcp-12.60/http.txt``):
   but ``initialize``) -> 400 ``Bad Request: Unsupported protocol version: ...``;
 * ``initialize`` asking a newer version -> negotiated down to ``2025-06-18``;
 * a request method 1.10.1 does not know (``server/discover``, ``tools/nope``) -> JSON-RPC error
-  -32602 ``Invalid request parameters``.
+  -32602 ``Invalid request parameters``;
+* a POST not accepting both ``application/json`` and ``text/event-stream`` -> 406, a body that is
+  not JSON -> 400 ``Parse error: <json's message>``, a DELETE -> 405, each with 1.10.1's
+  ``"id": "server-error"`` (the current SDK says ``null``).
 
 So the SDK client's ``mode="auto"`` probe falls back to the ``initialize`` handshake here, as it
 does against the real server.
@@ -39,13 +42,21 @@ class WanGPProtocolGate:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] not in {"POST", "DELETE"}:
             return await self.app(scope, receive, send)
+        if scope["method"] == "DELETE":
+            return await _answer(send, 405, _server_error(-32600, "Method Not Allowed: Session termination not supported"))
+        accepted = {part.split(";")[0].strip() for part in (_header(scope, b"accept") or "").split(",")}
+        if not {"application/json", "text/event-stream"} <= accepted:
+            return await _answer(send, 406, _server_error(
+                -32600, "Not Acceptable: Client must accept both application/json and text/event-stream"))
+        if not (_header(scope, b"content-type") or "").startswith("application/json"):
+            return await self.app(scope, receive, send)  # the SDK's 400 is 1.10.1's
         body = await _read_body(receive)
         try:
             message = json.loads(body)
-        except ValueError:
-            message = None  # the SDK answers the parse error
+        except ValueError as exc:  # the stdlib's text, as 1.10.1 reports it
+            return await _answer(send, 400, _server_error(-32700, f"Parse error: {exc}"))
         if isinstance(message, dict):
             refusal = _refusal(message, _header(scope, b"mcp-protocol-version"))
             if refusal is not None:
@@ -65,13 +76,16 @@ def _refusal(message: dict[str, Any], version: str | None) -> tuple[int, dict[st
     """``(status, JSON body)`` WanGP's server would answer instead, or None to pass on."""
     method = message.get("method")
     if method != "initialize" and version is not None and version not in WANGP_PROTOCOL_VERSIONS:
-        return 400, {"jsonrpc": "2.0", "id": "server-error", "error": {
-            "code": -32600, "message": f"Bad Request: Unsupported protocol version: {version}. "
-                                       f"Supported versions: {', '.join(WANGP_PROTOCOL_VERSIONS)}"}}
+        return 400, _server_error(-32600, f"Bad Request: Unsupported protocol version: {version}. "
+                                          f"Supported versions: {', '.join(WANGP_PROTOCOL_VERSIONS)}")
     if isinstance(method, str) and "id" in message and method not in WANGP_METHODS:
         return 200, {"jsonrpc": "2.0", "id": message["id"],
                      "error": {"code": -32602, "message": "Invalid request parameters", "data": ""}}
     return None
+
+
+def _server_error(code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": "server-error", "error": {"code": code, "message": message}}
 
 
 def _negotiated(message: dict[str, Any], body: bytes) -> bytes:
