@@ -16,11 +16,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import av
 import httpx
 import pytest
+from mcp_helpers import FOX, call, session, text_of
 
 from vidbridge.plugins.mock_backend import faults
 from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
@@ -30,32 +31,6 @@ from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
 from vidbridge.plugins.mock_backend.server import QUIET_ENV
 
 RECORDING = Path("/work/shared/wan2gp/mcp-12.60")
-FOX = {"model_type": "t2v_1.3B", "prompt": "a red fox running through snow", "resolution": "832x480",
-       "video_length": 17, "num_inference_steps": 4, "seed": 7}
-
-
-def session(url: str, body: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run ``body(client_session)`` in one initialised SDK session to ``url``."""
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    async def main() -> Any:
-        async with streamable_http_client(url) as (read, write, *_):
-            async with ClientSession(read, write) as client:
-                await client.initialize()
-                return await body(client)
-
-    return asyncio.run(main())
-
-
-def call(url: str, tool: str, arguments: dict[str, Any]) -> Any:
-    """One tool call in its own session (the SDK's CallToolResult)."""
-    return session(url, lambda client: client.call_tool(tool, arguments))
-
-
-def text_of(result: Any) -> str:
-    return "".join(block.text for block in result.content)
-
 
 def without_open_objects(schema: Any) -> Any:
     """A schema without ``additionalProperties: true`` (the default of JSON Schema, which mcp 2.x

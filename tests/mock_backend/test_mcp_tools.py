@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_mcp_face import FOX, call, session, text_of
+from mcp_helpers import FOX, call, calls, session, text_of
 
 from vidbridge.plugins.mock_backend import faults
 from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
@@ -20,14 +20,6 @@ from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401 - fixtures
 
 COMPACT_KEYS = {"model_type", "family", "family_label", "base_model_type", "finetune", "main_output",
                 "outputs", "inputs", "media_inputs", "capabilities", "name"}
-
-
-def calls(url: str, *requests: tuple[str, dict[str, Any]]) -> list[Any]:
-    """Several tool calls in one session, results in order."""
-    async def body(client: Any) -> list[Any]:
-        return [await client.call_tool(name, arguments) for name, arguments in requests]
-
-    return session(url, body)
 
 
 def test_model_discovery_tools(vidbridge_mock_mcp: Any) -> None:

@@ -4,7 +4,8 @@ As WanGP runs it (``FastMCP(...).run("streamable-http")`` with ``json_response=T
 ``stateless_http=True``): the endpoint is ``/mcp/`` (``/mcp`` answers 307 to it), every answer
 is ``application/json``, no ``mcp-session-id`` is issued, ``tools/call`` works without
 ``initialize``, and the media transfer routes live on the same port. No Gradio route exists.
-Protocol versions and methods are held to mcp 1.10.1's (:mod:`.protocol`). DNS-rebinding protection is off, as on WanGP 12.60 (which predates it): the mock may be bound
+Protocol versions and methods are held to mcp 1.10.1's (:mod:`.protocol`).
+DNS-rebinding protection is off, as on WanGP 12.60 (which predates it): the mock may be bound
 to any interface a test chooses.
 """
 

@@ -4,7 +4,8 @@ WanGP keeps two galleries per (headless) session, ``visual`` (images and videos)
 an item's ``gallery_id`` is ``<gallery>:<first 12 hex of sha1(path, case-folded)>``, so the same
 file always has the same id. Registering a file selects it. Records are what
 ``wangp_list_gallery`` returns: ``gallery_id, gallery, index, path, media_type, selected,
-in_gallery, settings`` (and ``current_time_seconds`` for a selected video: None, as headless WanGP has no player).
+in_gallery, settings`` (and ``current_time_seconds`` for a selected video: None, as headless
+WanGP has no player).
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class TaskSpec:
 def tasks_of(source: dict[str, Any] | list[dict[str, Any]]) -> list[TaskSpec]:
     """The tasks of a ``wangp_generate`` source: a settings dict, a task dict
     (``{"id", "params", "plugin_data"}``), a manifest (``{"tasks": [...]}``) or a list of these."""
-    items = source.get("tasks") if isinstance(source, dict) and isinstance(source.get("tasks"), list) else source
+    manifest = isinstance(source, dict) and isinstance(source.get("tasks"), list)
+    items = source["tasks"] if manifest else source
     items = items if isinstance(items, list) else [items]
     specs = []
     for index, item in enumerate(items, start=1):

@@ -45,7 +45,8 @@ class WanGPProtocolGate:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] not in {"POST", "DELETE"}:
             return await self.app(scope, receive, send)
         if scope["method"] == "DELETE":
-            return await _answer(send, 405, _server_error(-32600, "Method Not Allowed: Session termination not supported"))
+            return await _answer(send, 405, _server_error(
+                -32600, "Method Not Allowed: Session termination not supported"))
         accepted = {part.split(";")[0].strip() for part in (_header(scope, b"accept") or "").split(",")}
         if not {"application/json", "text/event-stream"} <= accepted:
             return await _answer(send, 406, _server_error(
@@ -95,7 +96,8 @@ def _negotiated(message: dict[str, Any], body: bytes) -> bytes:
         return body
     if params.get("protocolVersion") in WANGP_PROTOCOL_VERSIONS:
         return body
-    return json.dumps({**message, "params": {**params, "protocolVersion": WANGP_PROTOCOL_VERSIONS[-1]}}).encode()
+    asked = {**params, "protocolVersion": WANGP_PROTOCOL_VERSIONS[-1]}
+    return json.dumps({**message, "params": asked}).encode()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -30,6 +30,101 @@ DEFAULT_TOOL_TEMPLATES = {"gen_video": ("Media Generator", "Mock Wan2.1 1.3B"),
                           "gen_image": ("Image Generator", "Mock Flux")}
 TEMPLATE_MODELS = {"Mock Wan2.1 1.3B": "t2v_1.3B", "Mock Flux": "flux"}
 
+# The recorded tool descriptions (tools.json), word for word: clients and models read them.
+DESCRIPTIONS = {
+    "wangp_list_models": (
+        "List at most 10 compact model records. All string filters accept case-insensitive * and "
+        "? globs; query searches names, ids, families, and descriptions. For generation without a"
+        " user-specified model, use the corresponding default template instead of browsing."
+    ),
+    "wangp_search_models": (
+        "Search models by user-facing name, model id, architecture, family, or description and "
+        "return a bounded page with totals. Other string filters accept * and ? globs."
+    ),
+    "wangp_list_model_defs": (
+        "List a bounded page of full WanGP model definitions. String filters accept * and ? "
+        "globs. Prefer search, then fetch one selected model."
+    ),
+    "wangp_get_model": (
+        "Return one WanGP model definition with parameter declarations and capabilities. Embedded"
+        " default values are omitted. Do not call this after a template query unless a required "
+        "parameter remains absent from both template settings and the compact schema."
+    ),
+    "wangp_get_model_metadata": (
+        "Return one compact model metadata record."
+    ),
+    "wangp_get_model_availability": (
+        "Return local file availability for one model using the same status as the UI model "
+        "selector."
+    ),
+    "wangp_list_model_availability": (
+        "List a bounded page of local model-file availability records using the model discovery "
+        "filters."
+    ),
+    "wangp_get_default_settings": (
+        "Return pristine model defaults generated from WanGP and the model handler, filtered to "
+        "relevant fields and without fixed metadata such as type or settings version. User-saved "
+        "UI defaults are not included. Do not call this after a template query because template "
+        "settings already include these model defaults."
+    ),
+    "wangp_list_loras": (
+        "List every locally available LoRA for a model. Returned identifiers can be copied "
+        "directly into activated_loras and paired with loras_multipliers."
+    ),
+    "wangp_get_model_schema": (
+        "Return a compact capability and usage summary for one model. After a template query, "
+        "call this only to verify a required capability or limit that the template does not "
+        "establish. Use wangp_get_default_settings only for raw non-template generation requests."
+    ),
+    "wangp_list_gallery": (
+        "List current and remembered session Gallery media, including paths, settings, ids, "
+        "selection state, and whether each item is still displayed in the UI."
+    ),
+    "wangp_get_gallery_item": (
+        "Return one current or remembered session Gallery item by the gallery_id returned from "
+        "wangp_list_gallery."
+    ),
+    "wangp_get_gallery_selection": (
+        "Return the currently selected visual and/or audio WanGP Gallery items."
+    ),
+    "wangp_create_gallery_upload": (
+        "Create a short-lived HTTP PUT URL for uploading image, video, or audio media. A "
+        "successful upload registers and selects the media in the appropriate WanGP Gallery."
+    ),
+    "wangp_create_gallery_download": (
+        "Create a short-lived HTTP GET URL for downloading one Gallery item. Only registered "
+        "Gallery media can be downloaded."
+    ),
+    "wangp_list_deepy_templates": (
+        "List settings templates available in Deepy's Template Settings section. The current "
+        "default for every tool is marked explicitly."
+    ),
+    "wangp_get_deepy_template_settings": (
+        "Return merged, migrated, model-filtered, non-conflicting settings for a Deepy template. "
+        "For any generation task or derived subtask without a user-specified model, call this "
+        "with template='default' before model discovery and use the result directly. If "
+        "general_properties is returned, apply those values after settings."
+    ),
+    "wangp_postprocess": (
+        "Discover or run compatible post-processing for a Gallery id. Direct server paths are "
+        "accepted only when filesystem reads were enabled at startup. Omit process for discovery."
+    ),
+    "wangp_toolbox": (
+        "Discover or run WanGP media utilities. Omit action for a compact action list; pass "
+        "action without arguments for its schema; then pass arguments to execute. Media arguments"
+        " accept Gallery ids; direct server paths require startup permission."
+    ),
+    "wangp_generate": (
+        "Start a WanGP generation from a settings dict, task dict, or task list."
+    ),
+    "wangp_get_job": (
+        "Poll a WanGP generation job."
+    ),
+    "wangp_cancel_job": (
+        "Request cancellation of a WanGP generation job."
+    ),
+}
+
 
 def build_server(state: McpState) -> Any:
     """An ``MCPServer`` named WanGP with every tool of the recording bound to ``state``."""
@@ -54,7 +149,7 @@ def build_server(state: McpState) -> Any:
             except Exception as exc:  # WanGP's FastMCP shows the exception's own text
                 raise ToolError(str(exc)) from exc
 
-        server.add_tool(call, name=name, description=fn.__doc__)
+        server.add_tool(call, name=name, description=DESCRIPTIONS[name])
         return call
 
     _model_tools(tool, state)
@@ -73,7 +168,6 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                           main_output: str | None = None, inputs: str | None = None,
                           name: str | None = None, query: str | None = None, limit: int = 10,
                           offset: int = 0, include_availability: bool = False) -> list[dict[str, Any]]:
-        """List at most 10 compact model records. All string filters accept case-insensitive * and ? globs; query searches names, ids, families, and descriptions. For generation without a user-specified model, use the corresponding default template instead of browsing."""  # noqa: E501
         chosen = models.select(**models.filters_of(locals()))
         return [models.with_availability(m, include_availability) for m in models.page(chosen, limit, offset)]
 
@@ -82,7 +176,6 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                             finetune: str | None = None, main_output: str | None = None,
                             inputs: str | None = None, limit: int = 10, offset: int = 0,
                             include_availability: bool = False) -> dict[str, Any]:
-        """Search models by user-facing name, model id, architecture, family, or description and return a bounded page with totals. Other string filters accept * and ? globs."""  # noqa: E501
         return models.search(query, limit, offset, include_availability, family=family,
                              base_model_type=base_model_type, finetune=finetune,
                              main_output=main_output, inputs=inputs)
@@ -93,25 +186,22 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                               main_output: str | None = None, inputs: str | None = None,
                               name: str | None = None, query: str | None = None, limit: int = 10,
                               offset: int = 0) -> list[dict[str, Any]]:
-        """List a bounded page of full WanGP model definitions. String filters accept * and ? globs. Prefer search, then fetch one selected model."""  # noqa: E501
         chosen = models.select(**models.filters_of(locals()))
         return [models.definition(m) for m in models.page(chosen, limit, offset)]
 
     @tool
     def wangp_get_model(model_type: str) -> dict[str, Any] | None:
-        """Return one WanGP model definition with parameter declarations and capabilities. Embedded default values are omitted. Do not call this after a template query unless a required parameter remains absent from both template settings and the compact schema."""  # noqa: E501
         model = models.lookup(model_type)
         return None if model is None else models.definition(model)
 
     @tool
-    def wangp_get_model_metadata(model_type: str, include_availability: bool = False) -> dict[str, Any] | None:
-        """Return one compact model metadata record."""
+    def wangp_get_model_metadata(model_type: str,
+                                 include_availability: bool = False) -> dict[str, Any] | None:
         model = models.lookup(model_type)
         return None if model is None else models.with_availability(model, include_availability)
 
     @tool
     def wangp_get_model_availability(model_type: str) -> dict[str, Any]:
-        """Return local file availability for one model using the same status as the UI model selector."""
         return models.availability(models.require(model_type))
 
     @tool
@@ -120,23 +210,19 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
                                       main_output: str | None = None, inputs: str | None = None,
                                       name: str | None = None, query: str | None = None,
                                       limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """List a bounded page of local model-file availability records using the model discovery filters."""
         chosen = models.select(**models.filters_of(locals()))
         return [models.availability(m) for m in models.page(chosen, limit, offset, maximum=100)]
 
     @tool
     def wangp_get_default_settings(model_type: str) -> dict[str, Any]:
-        """Return pristine model defaults generated from WanGP and the model handler, filtered to relevant fields and without fixed metadata such as type or settings version. User-saved UI defaults are not included. Do not call this after a template query because template settings already include these model defaults."""  # noqa: E501
         return models.default_settings(models.require(model_type))
 
     @tool
     def wangp_list_loras(model_type: str) -> dict[str, Any]:
-        """List every locally available LoRA for a model. Returned identifiers can be copied directly into activated_loras and paired with loras_multipliers."""  # noqa: E501
         return models.loras(models.require(model_type), state.lora_dir)
 
     @tool
     def wangp_get_model_schema(model_type: str) -> dict[str, Any] | None:
-        """Return a compact capability and usage summary for one model. After a template query, call this only to verify a required capability or limit that the template does not establish. Use wangp_get_default_settings only for raw non-template generation requests."""  # noqa: E501
         model = models.lookup(model_type)
         return None if model is None else models.schema(model)
 
@@ -145,27 +231,22 @@ def _model_tools(tool: Callable[..., Any], state: McpState) -> None:
 def _gallery_tools(tool: Callable[..., Any], state: McpState) -> None:
     @tool
     def wangp_list_gallery(media_type: str = "all", limit: int = 50) -> list[dict[str, Any]]:
-        """List current and remembered session Gallery media, including paths, settings, ids, selection state, and whether each item is still displayed in the UI."""  # noqa: E501
         return state.gallery.records(media_type, limit)
 
     @tool
     def wangp_get_gallery_item(gallery_id: str) -> dict[str, Any]:
-        """Return one current or remembered session Gallery item by the gallery_id returned from wangp_list_gallery."""
         return state.gallery.item(gallery_id)
 
     @tool
     def wangp_get_gallery_selection(media_type: str = "all") -> list[dict[str, Any]]:
-        """Return the currently selected visual and/or audio WanGP Gallery items."""
         return state.gallery.selection(media_type)
 
     @tool
     def wangp_create_gallery_upload(filename: str) -> dict[str, Any]:
-        """Create a short-lived HTTP PUT URL for uploading image, video, or audio media. A successful upload registers and selects the media in the appropriate WanGP Gallery."""  # noqa: E501
         return state.transfers.create_upload(filename)
 
     @tool
     def wangp_create_gallery_download(gallery_id: str) -> dict[str, Any]:
-        """Create a short-lived HTTP GET URL for downloading one Gallery item. Only registered Gallery media can be downloaded."""  # noqa: E501
         hostile = state.backend.faults.take(["hostile_name"], path="wangp_create_gallery_download")
         return state.transfers.create_download(gallery_id, hostile_name(hostile[0]) if hostile else None)
 
@@ -173,14 +254,12 @@ def _gallery_tools(tool: Callable[..., Any], state: McpState) -> None:
 def _template_tools(tool: Callable[..., Any], state: McpState) -> None:
     @tool
     def wangp_list_deepy_templates(tool_id: str | None = None) -> list[dict[str, Any]]:
-        """List settings templates available in Deepy's Template Settings section. The current default for every tool is marked explicitly."""  # noqa: E501
         return [{"tool_id": tid, "label": label, "default_template": template,
                  "templates": [{"template": template, "label": template, "default": True}]}
                 for tid, (label, template) in DEFAULT_TOOL_TEMPLATES.items() if tool_id in (None, tid)]
 
     @tool
     def wangp_get_deepy_template_settings(tool_id: str, template: str) -> dict[str, Any]:
-        """Return merged, migrated, model-filtered, non-conflicting settings for a Deepy template. For any generation task or derived subtask without a user-specified model, call this with template='default' before model discovery and use the result directly. If general_properties is returned, apply those values after settings."""  # noqa: E501
         if tool_id not in DEFAULT_TOOL_TEMPLATES:
             raise ValueError(f"Unknown Deepy tool_id: {tool_id}")
         default = DEFAULT_TOOL_TEMPLATES[tool_id][1]
@@ -194,7 +273,6 @@ def _template_tools(tool: Callable[..., Any], state: McpState) -> None:
     @tool
     def wangp_postprocess(path: str, process: str | None = None,
                           parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Discover or run compatible post-processing for a Gallery id. Direct server paths are accepted only when filesystem reads were enabled at startup. Omit process for discovery."""  # noqa: E501
         record = _gallery_reference(state, path, "path")
         if process is not None:
             raise ValueError(f"Unknown post-processing process for {record['media_type']}: {process}")
@@ -203,7 +281,6 @@ def _template_tools(tool: Callable[..., Any], state: McpState) -> None:
 
     @tool
     def wangp_toolbox(action: str | None = None, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Discover or run WanGP media utilities. Omit action for a compact action list; pass action without arguments for its schema; then pass arguments to execute. Media arguments accept Gallery ids; direct server paths require startup permission."""  # noqa: E501
         if action is None:
             return {"status": "discovery", "actions": []}
         raise ValueError(f"Unknown toolbox action: {action}")
@@ -238,7 +315,6 @@ def _job_tools(tool: Callable[..., Any], state: McpState) -> None:
     @tool
     def wangp_generate(source: dict[str, Any] | list[dict[str, Any]], wait: bool = False,
                        timeout_s: float | None = None, event_limit: int | None = None) -> dict[str, Any]:
-        """Start a WanGP generation from a settings dict, task dict, or task list."""
         tasks = [_resolve_media(state, task) for task in tasks_of(source)]
         job = state.jobs.submit(tasks)
         if wait and not job.done.wait(timeout_s):
@@ -247,12 +323,10 @@ def _job_tools(tool: Callable[..., Any], state: McpState) -> None:
 
     @tool
     def wangp_get_job(job_id: str, event_limit: int | None = None) -> dict[str, Any]:
-        """Poll a WanGP generation job."""
         return state.jobs.get(job_id).snapshot(limit(event_limit), state.gallery)
 
     @tool
     def wangp_cancel_job(job_id: str, event_limit: int | None = None) -> dict[str, Any]:
-        """Request cancellation of a WanGP generation job."""
         job = state.jobs.get(job_id)
         job.cancel()
         return job.snapshot(limit(event_limit), state.gallery)
