@@ -16,6 +16,7 @@ Loading this module is cheap: gradio is imported only when a fixture starts a se
 * ``vidbridge_mock_mcp`` (function): that server with faults cleared, counter zeroed and step
   delay 0 before and after the test, and no job left running (the previous test's is cancelled
   and awaited, so a generate never meets a leftover "generation in progress").
+  A child process of the MCP face: ``vidbridge_mock_subprocess_factory(mcp=True)``.
 """
 
 from __future__ import annotations

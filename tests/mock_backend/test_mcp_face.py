@@ -301,14 +301,19 @@ def test_vidbridge_mock_server_mcp_serves_the_face_in_a_child_process(tmp_path: 
     assert "Traceback" not in errors
 
 
-def test_exit_fault_ends_a_child_mcp_server(tmp_path: Path) -> None:
+def test_exit_fault_ends_a_child_mcp_server_whose_restart_forgets_jobs(tmp_path: Path) -> None:
     from vidbridge.plugins.mock_backend.server import SubprocessMockServer
 
-    with SubprocessMockServer(mcp=True, state_dir=tmp_path, faults=["exit:after_step=2,code=3"]) as child:
+    with SubprocessMockServer(mcp=True, state_dir=tmp_path, step_delay=1.0,
+                              faults=["exit:after_step=2,code=3"]) as child:
         assert child.url.endswith("/mcp") and child.base_url + "mcp" == child.url
-        with pytest.raises(Exception):  # the connection drops with the process
-            call(child.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 30})
+        job_id = call(child.url, "wangp_generate", {"source": FOX}).structured_content["job_id"]  # answered at once
         assert child.process.wait(timeout=20) == 3
+        url = child.url
+        child.restart()
+        assert child.url == url  # same port
+        lost = call(child.url, "wangp_get_job", {"job_id": job_id})
+        assert text_of(lost) == f"Error executing tool wangp_get_job: 'Unknown WanGP job_id: {job_id}'"
 
 
 def test_stopping_a_server_ends_its_running_job_and_threads(tmp_path: Path) -> None:
