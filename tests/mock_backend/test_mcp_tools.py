@@ -169,7 +169,7 @@ def test_image_to_video_from_an_uploaded_gallery_image(vidbridge_mock_mcp: Any) 
 
 def test_cancel_during_loading_ends_with_a_cancelled_error(vidbridge_mock_mcp: Any) -> None:
     jobs = vidbridge_mock_mcp.mcp_state.jobs
-    jobs.load_delay = 0.3
+    jobs.load_delay = 1.0  # the cancel below arrives while the model "loads"
     try:
         async def body(client: Any) -> tuple[Any, Any]:
             started = (await client.call_tool("wangp_generate", {"source": FOX})).structured_content
