@@ -230,3 +230,17 @@ def test_transfer_tokens_expire_and_bad_requests_are_refused(vidbridge_mock_mcp:
     assert text_of(unknown) == ("Error executing tool wangp_create_gallery_download: "
                                 "'Unknown WanGP gallery_id: visual:000000000000'")
     assert httpx.get(root + "/wangp_api/gallery/download/nope").status_code == 404
+
+
+def test_building_the_face_leaves_the_root_logger_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import logging
+
+    from vidbridge.plugins.mock_backend.backend import BackendOptions, MockBackend
+    from vidbridge.plugins.mock_backend.mcp.state import McpState
+    from vidbridge.plugins.mock_backend.mcp.tools import build_server
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a host process that configured nothing
+    monkeypatch.setattr(root, "level", logging.ERROR)
+    build_server(McpState(MockBackend(BackendOptions(mcp=True, state_dir=str(tmp_path)))))
+    assert (root.handlers, root.level) == ([], logging.ERROR)

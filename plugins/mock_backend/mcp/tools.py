@@ -12,9 +12,11 @@ the tool (``busy:fn=<tool name>,seconds=S``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..faults import HANDLER_KINDS, hostile_name
 from . import docs, models
@@ -126,12 +128,30 @@ DESCRIPTIONS = {
 }
 
 
+@contextlib.contextmanager
+def _root_logger_untouched() -> Iterator[None]:
+    """Keep ``MCPServer()`` from configuring the process's root logger.
+
+    It calls ``logging.basicConfig`` (a rich handler and a level on the root logger), which a
+    mock embedded in a host process or a test run must not do; basicConfig leaves a root logger
+    that already has a handler alone, so one stands there while the server is built.
+    """
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        yield
+    finally:
+        root.removeHandler(guard)
+
+
 def build_server(state: McpState) -> Any:
     """An ``MCPServer`` named WanGP with every tool of the recording bound to ``state``."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    server = MCPServer(SERVER_NAME, version=SERVER_VERSION, log_level="WARNING")
+    with _root_logger_untouched():
+        server = MCPServer(SERVER_NAME, version=SERVER_VERSION, log_level="WARNING")
 
     def tool(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = fn.__name__
