@@ -244,3 +244,26 @@ def test_building_the_face_leaves_the_root_logger_alone(monkeypatch: pytest.Monk
     monkeypatch.setattr(root, "level", logging.ERROR)
     build_server(McpState(MockBackend(BackendOptions(mcp=True, state_dir=str(tmp_path)))))
     assert (root.handlers, root.level) == ([], logging.ERROR)
+
+
+def test_an_unexpected_failure_still_finishes_the_job(vidbridge_mock_mcp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidbridge.plugins.mock_backend.mcp import jobs, models
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(vidbridge_mock_mcp.mcp_state.gallery, "register", broken)
+    monkeypatch.setattr(jobs, "default_settings", broken)
+    job = call(vidbridge_mock_mcp.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 30})
+    assert job.structured_content["result"]["errors"][0] == {
+        "message": "disk full", "task_index": None, "task_id": None, "stage": "runtime", "cancelled": False}
+    monkeypatch.setattr(jobs, "default_settings", models.default_settings)
+    failed = call(vidbridge_mock_mcp.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 30})
+    error, = failed.structured_content["result"]["errors"]
+    assert (error["stage"], error["message"]) == (
+        "generation", "The generation of the video has encountered an error: disk full")
+    monkeypatch.undo()
+    again = call(vidbridge_mock_mcp.url, "wangp_generate", {"source": FOX, "wait": True, "timeout_s": 30})
+    assert again.structured_content["result"]["success"]  # the server is not left busy
+    counter = faults.read_counter(vidbridge_mock_mcp.base_url)
+    assert (counter["total"], counter["failed"], counter["completed"]) == (2, 1, 1)

@@ -196,7 +196,9 @@ class JobRunner:
                 break
             try:
                 artifact = self._run_task(job, task)
-            except _TaskFailed as exc:
+            except Exception as exc:  # a job always finishes: else the server stays busy forever
+                if not isinstance(exc, _TaskFailed):
+                    exc = _TaskFailed(str(exc), "runtime")
                 runtime = exc.stage == "runtime"  # WanGP loses the task's position there
                 error = {"message": exc.message, "task_index": None if runtime else index,
                          "task_id": None if runtime else task.task_id, "stage": exc.stage,
@@ -272,6 +274,7 @@ class JobRunner:
             job.emit("status", "VAE Decoding...")
             settings = generation.exported_settings(params, model)
             path = generation.render(Task(params), model, backend.output_dir, _dt.datetime.now(), settings)
+            self.gallery.register(path, settings)
         except _TaskFailed:
             backend.ledger.finish(run, "failed")
             raise
@@ -279,7 +282,6 @@ class JobRunner:
             backend.ledger.finish(run, "failed")
             raise _TaskFailed(f"The generation of the video has encountered an error: {exc}",
                               "generation") from exc
-        self.gallery.register(path, settings)
         backend.ledger.finish(run, "completed", str(path))
         artifact = _artifact(path, model, params["client_id"])
         job.emit("output", {"path": str(path), "media_type": artifact["media_type"]})
