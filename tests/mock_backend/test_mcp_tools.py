@@ -183,8 +183,8 @@ def test_cancel_during_loading_ends_with_a_cancelled_error(vidbridge_mock_mcp: A
     assert cancel["cancel_requested"] and cancel["events"] == []
     job = call(vidbridge_mock_mcp.url, "wangp_get_job", {"job_id": started["job_id"], "event_limit": 500})
     events = job.structured_content["events"]
-    assert [e["kind"] for e in events] == ["started", "status", "error", "completed"]
-    assert events[2]["data"]["stage"] == "cancelled"
+    assert [e["kind"] for e in events] == ["started", "stream", "stream", "status", "error", "completed"]
+    assert events[4]["data"]["stage"] == "cancelled"
     again = call(vidbridge_mock_mcp.url, "wangp_cancel_job", {"job_id": started["job_id"]})
     assert again.structured_content["done"] and again.structured_content["cancel_requested"]
 

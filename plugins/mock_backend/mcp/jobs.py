@@ -3,7 +3,8 @@
 A job's snapshot is what ``wangp_generate`` / ``wangp_get_job`` / ``wangp_cancel_job`` return:
 ``{job_id, done, cancel_requested, webui_submission_ready, webui_load_queue_token, created_at,
 updated_at, events, result}``. Events are ``{kind, timestamp, data}``; the kinds the mock emits,
-in order: ``started`` ``{"tasks": n}``, ``status`` ("Loading model <name>..."), per denoising step
+in order: ``started`` ``{"tasks": n}``, two ``stream`` lines (``{"stream": "stderr", "text"}``, the
+server's log as recorded), ``status`` ("Loading model <name>..."), per denoising step
 ``progress`` (WanGP's ProgressUpdate fields) and ``preview`` (its PreviewUpdate fields, without
 an image), ``status`` ("VAE Decoding..."), ``output``, then ``error`` (one per failure) and
 ``completed`` (the result without ``gallery_items``). The result is
@@ -187,6 +188,12 @@ class JobRunner:
     # --- the worker ------------------------------------------------------------------------
 
     def _run(self, job: Job) -> None:
+        # WanGP captures its process's output into the job: mcp 1.10.1's INFO log of the request
+        # handling appears as these two ``stream`` lines in every recorded job.
+        stamp = time.strftime("[%m/%d/%y %H:%M:%S]")
+        job.emit("stream", {"stream": "stderr", "text": f"{stamp} INFO     Processing request of type"
+                                                        "            server.py:619"})
+        job.emit("stream", {"stream": "stderr", "text": " " * 29 + "CallToolRequest" + " " * 36})
         files: list[str] = []
         errors: list[dict[str, Any]] = []
         artifacts: list[dict[str, Any]] = []
