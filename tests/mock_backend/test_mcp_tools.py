@@ -24,7 +24,7 @@ COMPACT_KEYS = {"model_type", "family", "family_label", "base_model_type", "fine
 
 def test_model_discovery_tools(vidbridge_mock_mcp: Any) -> None:
     (listed, page2, search, defs, model, missing, metadata, availability, availabilities,
-     defaults, loras, schema, audio) = calls(
+     defaults, loras, schema, audio, empty) = calls(
         vidbridge_mock_mcp.url,
         ("wangp_list_models", {}),
         ("wangp_list_models", {"limit": 3, "offset": 10}),
@@ -38,7 +38,8 @@ def test_model_discovery_tools(vidbridge_mock_mcp: Any) -> None:
         ("wangp_get_default_settings", {"model_type": "t2v_1.3B"}),
         ("wangp_list_loras", {"model_type": "t2v_1.3B"}),
         ("wangp_get_model_schema", {"model_type": "t2v_1.3B"}),
-        ("wangp_get_model_availability", {"model_type": "ace_step_v1"}),
+            ("wangp_get_model_availability", {"model_type": "ace_step_v1"}),
+        ("wangp_search_models", {"query": ""}),
     )
     records = listed.structured_content["result"]
     assert len(records) == 10 and len(listed.content) == 10  # one text block per list item
@@ -66,6 +67,7 @@ def test_model_discovery_tools(vidbridge_mock_mcp: Any) -> None:
     assert (summary["frames_minimum"], summary["frames_steps"]) == (5, 4)
     assert summary["metadata"]["capabilities"]["text_to_video"]
     assert audio.structured_content["available"] is False  # the mock cannot synthesise audio
+    assert text_of(empty) == "Error executing tool wangp_search_models: query is required"
 
 
 def test_loras_are_the_files_of_the_lora_folder(vidbridge_mock_mcp: Any) -> None:

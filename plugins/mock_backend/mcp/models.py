@@ -167,7 +167,9 @@ def page(models: list[Model], limit: int, offset: int, maximum: int = 10) -> lis
 
 
 def search(query: str, limit: int, offset: int, include_availability: bool, **filters: Any) -> dict[str, Any]:
-    """``wangp_search_models``: a bounded page of matches with totals."""
+    """``wangp_search_models``: a bounded page of matches with totals (ValueError for no query)."""
+    if not str(query or "").strip():
+        raise ValueError("query is required")
     matches = select(query=query, **filters)
     chosen = page(matches, limit, offset)
     offset = max(0, int(offset))
