@@ -100,6 +100,7 @@ class Job:
             self.updated_at = time.time()
 
     def finish(self, result: dict[str, Any]) -> None:
+        """Record the result (and its ``completed`` event); the job is done from then on."""
         self.emit("completed", result)
         with self._lock:
             self.result = copy.deepcopy(result)
