@@ -269,3 +269,27 @@ def test_an_unexpected_failure_still_finishes_the_job(vidbridge_mock_mcp: Any, m
     assert again.structured_content["result"]["success"]  # the server is not left busy
     counter = faults.read_counter(vidbridge_mock_mcp.base_url)
     assert (counter["total"], counter["failed"], counter["completed"]) == (2, 1, 1)
+
+
+def test_audio_uploads_go_to_the_audio_gallery_and_must_decode_as_their_kind(vidbridge_mock_mcp: Any) -> None:
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 800)
+    root = vidbridge_mock_mcp.base_url.rstrip("/")
+
+    def put(name: str) -> httpx.Response:
+        grant = call(vidbridge_mock_mcp.url, "wangp_create_gallery_upload", {"filename": name})
+        return httpx.put(root + grant.structured_content["upload_url"], content=buffer.getvalue())
+
+    voice = put("voice.wav")
+    assert voice.status_code == 200
+    assert (voice.json()["gallery"], voice.json()["media_type"]) == ("audio", "audio")
+    listed = call(vidbridge_mock_mcp.url, "wangp_list_gallery", {"media_type": "audio"}).structured_content
+    assert voice.json()["gallery_id"] in [r["gallery_id"] for r in listed["result"]]
+    mislabelled = put("clip.mp4")  # sound, not a video
+    assert (mislabelled.status_code, mislabelled.json()) == (400, {"error": "Unable to read uploaded video: clip.mp4"})
