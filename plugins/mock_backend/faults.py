@@ -223,8 +223,9 @@ ADMIN_PREFIX = "/mock_admin"
 
 def _admin(url: str, path: str, method: str = "GET", body: Any = None, timeout: float = 10) -> Any:
     data = None if body is None else json.dumps(body).encode()
+    root = url.rstrip("/").removesuffix("/mcp")  # the MCP face's URL works as well as its root
     request = urllib.request.Request(
-        url.rstrip("/") + ADMIN_PREFIX + path, data=data, method=method,
+        root + ADMIN_PREFIX + path, data=data, method=method,
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:

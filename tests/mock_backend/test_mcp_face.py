@@ -151,7 +151,7 @@ def test_generate_wait_gives_a_real_mp4_through_a_one_use_url(vidbridge_mock_mcp
     again = httpx.get(url)
     assert (again.status_code, again.json()) == (404, {"error": "Download expired or not found."})
 
-    counter = faults.read_counter(vidbridge_mock_mcp.base_url)
+    counter = faults.read_counter(vidbridge_mock_mcp.url)  # the /mcp URL works as well as the root
     assert (counter["total"], counter["completed"]) == (1, 1)
     assert counter["events"]["tool:wangp_generate"] == 1
     assert counter["calls"]["mcp"] == ["wangp_generate", "wangp_create_gallery_download"]
