@@ -13,8 +13,8 @@ Loading this module is cheap: gradio is imported only when a fixture starts a se
   test may ``.kill()`` and ``.restart()``.
 * ``vidbridge_mock_mcp_server`` (session): one in-process server of WanGP's MCP face
   (``MockServer(mcp=True)``); ``.url`` is ``http://127.0.0.1:PORT/mcp``, ``.base_url`` the root.
-* ``vidbridge_mock_mcp`` (function): that server with faults cleared, counter zeroed and step
-  delay 0 before and after the test, and no job left running (the previous test's is cancelled
+* ``vidbridge_mock_mcp`` (function): that server with faults cleared, counter zeroed, step and
+  load delay 0 before and after the test, and no job left running (the previous test's is cancelled
   and awaited, so a generate never meets a leftover "generation in progress").
   A child process of the MCP face: ``vidbridge_mock_subprocess_factory(mcp=True)``.
 """
@@ -69,7 +69,9 @@ def vidbridge_mock_mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Itera
 def vidbridge_mock_mcp(vidbridge_mock_mcp_server: Any) -> Iterator[Any]:
     """The session's MCP mock, reset (faults, counter, step delay, running job) around the test."""
     def reset() -> None:
-        vidbridge_mock_mcp_server.mcp_state.jobs.cancel_running()  # a job left by the last test
+        jobs = vidbridge_mock_mcp_server.mcp_state.jobs
+        jobs.cancel_running()  # a job left by the last test
+        jobs.load_delay = 0.0
         _reset(vidbridge_mock_mcp_server)
 
     reset()
