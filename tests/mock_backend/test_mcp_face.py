@@ -328,6 +328,8 @@ def test_stopping_a_server_ends_its_running_job_and_threads(tmp_path: Path) -> N
     finally:
         server.stop()
     assert record.done.is_set() and record.result["cancelled"]
+    for thread in set(threading.enumerate()) - before:
+        thread.join(10)  # AnyIO's worker threads end when told by the closing event loop
     assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
 
 
