@@ -5,6 +5,7 @@ A real gradio app with WanGP's API surface as gradio_client sees it (endpoint na
 generation flow), writing real H.264 MP4 files, with injectable faults. Public names:
 
 * :class:`MockServer` - in-process server (context manager), :class:`SubprocessMockServer`;
+  with ``mcp=True`` either serves WanGP's MCP face instead (:mod:`.mcp`, at ``http://HOST:PORT/mcp``);
 * :func:`build_arg_parser`, :func:`add_arguments`, :func:`serve` - the command line;
 * :func:`add_faults`, :func:`clear_faults`, :func:`list_faults`, :func:`read_counter`,
   :func:`reset_counter`, :func:`set_options`, :func:`parse_fault` - faults and the generation counter over HTTP.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .catalog import Model, get_model, load_models
-from .faults import FaultSet
+from .faults import MCP_DEFAULT_ROUTES, FaultSet
 from .ledger import Ledger
 
 DEFAULT_MODEL = "t2v"
@@ -26,6 +26,8 @@ class BackendOptions:
     model: str | None = None
     faults: tuple[str, ...] = ()
     full_surface: bool = False
+    # Serve WanGP's MCP face instead of the gradio web UI (see the ``mcp`` subpackage).
+    mcp: bool = False
     # The ``exit`` fault ends the process: only allowed where that is what the caller wants.
     allow_exit: bool = False
 
@@ -50,6 +52,8 @@ class MockBackend:
         self.output_dir = Path(opts.output_dir) if opts.output_dir else self.state_dir / "outputs"
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "settings").mkdir(parents=True, exist_ok=True)
+        if opts.mcp:
+            self.faults.default_routes = MCP_DEFAULT_ROUTES
         for spec in opts.faults:
             self.faults.add(spec)
         self._lock = threading.Lock()
@@ -60,6 +64,11 @@ class MockBackend:
             raise ValueError(f"unknown model {start!r}")
         self._last_model = start
         self._write_config()
+
+    @property
+    def allowed_exit(self) -> Callable[[int], None] | None:
+        """What an ``exit`` fault may call to end the process, or None when it may not."""
+        return self.exit_process if self.options.allow_exit else None
 
     @property
     def config_file(self) -> Path:

@@ -2,7 +2,8 @@
 
 :func:`add_arguments` and :func:`serve` are reusable, so the core CLI can offer the same options
 (``vidbridge mock-server``) through a plugin hook. The first stdout line is
-``Running on http://HOST:PORT/`` (the real port, also with ``--port 0``).
+``Running on http://HOST:PORT/`` (the real port, also with ``--port 0``); with ``--mcp``
+(WanGP's MCP face) it is ``Running on http://HOST:PORT/mcp``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="remembered last model and saved settings (default: a temp folder)")
     parser.add_argument("--model", metavar="MODEL_TYPE",
                         help="model new sessions start on (default: the remembered one, else t2v)")
+    parser.add_argument("--mcp", action="store_true",
+                        help="serve WanGP's MCP face (streamable HTTP at /mcp) instead of the web UI")
+    parser.add_argument("--mcp-load-delay", type=float, default=0.0, metavar="S",
+                        help="MCP face: seconds a job spends loading the model before its first step")
     return parser
 
 
@@ -60,10 +65,15 @@ def serve(args: argparse.Namespace) -> int:
     """
     from .server import MockServer
 
-    server = MockServer(host=args.host, port=args.port, step_delay=args.step_delay, auth=args.auth,
-                        faults=args.fault, full_surface=args.full_surface,
-                        output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
-                        allow_exit=True)
+    try:
+        server = MockServer(host=args.host, port=args.port, step_delay=args.step_delay, auth=args.auth,
+                            faults=args.fault, full_surface=args.full_surface,
+                            output_dir=args.output_dir, state_dir=args.state_dir, model=args.model,
+                            allow_exit=True, mcp=getattr(args, "mcp", False),
+                            mcp_options={"load_delay": getattr(args, "mcp_load_delay", 0.0)})
+    except ValueError as exc:  # options that do not go together: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     starting = threading.Event()
 

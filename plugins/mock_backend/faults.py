@@ -5,6 +5,11 @@ A fault spec is one string ``KIND[:key=value[,key=value...]]``; every kind accep
 * ``route=R``: where it applies, an fnmatch glob on the URL path (``/gradio_api/queue/join``) or
   an alias: ``join``, ``data`` (the SSE result stream), ``upload``, ``file`` (downloads),
   ``config``, ``info``, ``api`` (everything under ``/gradio_api/``), ``any``;
+  On the MCP face (``MockServer(mcp=True)``) the aliases ``mcp`` (``/mcp*``), ``mcp_upload`` and
+  ``mcp_download`` (the media transfer URLs) apply, and the defaults below change to ``mcp`` for
+  ``status``/``reset``, ``mcp_download`` for ``truncate``/``corrupt``/``slow``;
+  ``hostile_name`` there renames the file ``wangp_create_gallery_download`` announces and sends;
+  ``busy`` takes a tool name (``busy:fn=wangp_get_job``); ``gen_error``/``exit`` act on MCP jobs;
 * ``count=N``: fire for the next N matching requests (or generations), then disappear;
 * ``fraction=F``: fire for a fraction F of them (deterministic pseudo-random, ``seed=S``).
 
@@ -58,12 +63,22 @@ ROUTE_ALIASES = {
     "info": "/gradio_api/info*",
     "api": "/gradio_api/*",
     "any": "*",
+    # WanGP's MCP face (``MockServer(mcp=True)``): the JSON-RPC endpoint and the media transfers.
+    "mcp": "/mcp*",
+    "mcp_upload": "/wangp_api/gallery/upload/*",
+    "mcp_download": "/wangp_api/gallery/download/*",
 }
 HTTP_KINDS = frozenset({"latency", "status", "reset", "truncate", "corrupt", "slow", "hostile_name"})
 GENERATION_KINDS = frozenset({"gen_error", "exit"})
 HANDLER_KINDS = frozenset({"busy"})
 DEFAULT_ROUTES = {"latency": "any", "status": "join", "reset": "join", "truncate": "file",
                   "corrupt": "file", "slow": "file", "hostile_name": "data"}
+# The MCP face has no gradio routes: its HTTP faults default to the JSON-RPC endpoint and downloads.
+# ``hostile_name`` is applied by the download tool itself (matched against its name, which no URL
+# path matches, so the HTTP layer leaves it alone).
+MCP_DEFAULT_ROUTES = {"latency": "any", "status": "mcp", "reset": "mcp", "truncate": "mcp_download",
+                      "corrupt": "mcp_download", "slow": "mcp_download",
+                      "hostile_name": "wangp_create_gallery_download"}
 HOSTILE_NAMES = {"dotdot": "../x.mp4", "absolute": "/tmp/x.mp4", "nul": "x\x00.mp4",
                  "device": "CON.mp4"}
 
@@ -91,8 +106,9 @@ class Fault:
         return fnmatch.fnmatchcase(path, self.route)
 
 
-def parse_fault(spec: str) -> Fault:
-    """Parse one fault spec string (syntax in the module docstring)."""
+def parse_fault(spec: str, default_routes: dict[str, str] | None = None) -> Fault:
+    """Parse one fault spec string (syntax in the module docstring); ``default_routes`` (kind ->
+    route) replaces :data:`DEFAULT_ROUTES`, e.g. :data:`MCP_DEFAULT_ROUTES` on the MCP face."""
     head, _, tail = spec.strip().partition(":")
     kind = head.strip().lower()
     params: dict[str, str] = {}
@@ -106,7 +122,7 @@ def parse_fault(spec: str) -> Fault:
         kind = "status"
     if kind not in HTTP_KINDS | GENERATION_KINDS | HANDLER_KINDS:
         raise FaultSpecError(f"{spec!r}: unknown fault kind {kind!r}")
-    route = params.pop("route", DEFAULT_ROUTES.get(kind, "any"))
+    route = params.pop("route", (default_routes or DEFAULT_ROUTES).get(kind, "any"))
     if kind in HANDLER_KINDS:  # matched against the function name instead of a URL path
         route = params.pop("fn", "*")
     fault = Fault(kind=kind, route=ROUTE_ALIASES.get(route, route), spec=spec.strip(), params=params)
@@ -127,12 +143,13 @@ def parse_fault(spec: str) -> Fault:
 class FaultSet:
     """The faults active on one server; thread-safe (HTTP layer and generation threads use it)."""
 
-    def __init__(self, specs: Iterable[str] = ()) -> None:
+    def __init__(self, specs: Iterable[str] = (), default_routes: dict[str, str] | None = None) -> None:
         self._lock = threading.Lock()
-        self._faults: list[Fault] = [parse_fault(s) for s in specs]
+        self.default_routes = default_routes
+        self._faults: list[Fault] = [parse_fault(s, default_routes) for s in specs]
 
     def add(self, spec: str) -> Fault:
-        fault = parse_fault(spec)
+        fault = parse_fault(spec, self.default_routes)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -173,6 +190,26 @@ class FaultSet:
             return [f for f in self._faults if f.kind in kinds]
 
 
+def fire_generation_faults(faults: Iterable[Fault], step: int, steps: int, *,
+                           exit_process: Any = None, error: type[Exception] = RuntimeError) -> None:
+    """Apply the generation faults (``gen_error``, ``exit``) due at ``step`` of ``steps``.
+
+    Shared by both faces of the mock: ``error`` is the exception a ``gen_error`` raises (gr.Error
+    on the gradio face); ``exit_process(code)`` ends the process, None where that is not allowed
+    (then an ``exit`` fault raises ``error`` instead of being silently lost).
+    """
+    for fault in faults:
+        # A fault set after the last step fires at the last step: it must not be lost.
+        if step != min(int(fault.number("after_step", 1)), steps):
+            continue
+        if fault.kind == "gen_error":
+            raise error(fault.params.get("message", f"Simulated generation error at step {step}"))
+        if fault.kind == "exit":
+            if exit_process is None:
+                raise error("exit fault ignored: this server may not end its process")
+            exit_process(int(fault.number("code", 3)))
+
+
 def hostile_name(fault: Fault) -> str:
     """The file name a ``hostile_name`` fault substitutes."""
     name = fault.params.get("name", "dotdot")
@@ -186,8 +223,9 @@ ADMIN_PREFIX = "/mock_admin"
 
 def _admin(url: str, path: str, method: str = "GET", body: Any = None, timeout: float = 10) -> Any:
     data = None if body is None else json.dumps(body).encode()
+    root = url.rstrip("/").removesuffix("/mcp")  # the MCP face's URL works as well as its root
     request = urllib.request.Request(
-        url.rstrip("/") + ADMIN_PREFIX + path, data=data, method=method,
+        root + ADMIN_PREFIX + path, data=data, method=method,
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -11,6 +11,12 @@ Loading this module is cheap: gradio is imported only when a fixture starts a se
   ``$VIDBRIDGE_MOCK_PYTHON`` or this interpreter); all are stopped after the test.
 * ``vidbridge_mock_subprocess`` (function): one such server with default options, which the
   test may ``.kill()`` and ``.restart()``.
+* ``vidbridge_mock_mcp_server`` (session): one in-process server of WanGP's MCP face
+  (``MockServer(mcp=True)``); ``.url`` is ``http://127.0.0.1:PORT/mcp``, ``.base_url`` the root.
+* ``vidbridge_mock_mcp`` (function): that server with faults cleared, counter zeroed, step and
+  load delay 0 before and after the test, and no job left running (the previous test's is cancelled
+  and awaited, so a generate never meets a leftover "generation in progress").
+  A child process of the MCP face: ``vidbridge_mock_subprocess_factory(mcp=True)``.
 """
 
 from __future__ import annotations
@@ -32,18 +38,44 @@ def vidbridge_mock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield server
 
 
+def _reset(server: Any) -> None:
+    """Clear a server's faults, zero its counter, set its step delay to 0 (over its admin routes)."""
+    from . import faults
+
+    faults.clear_faults(server.base_url)
+    faults.reset_counter(server.base_url)
+    faults.set_options(server.base_url, step_delay=0.0)
+
+
 @pytest.fixture
 def vidbridge_mock(vidbridge_mock_server: Any) -> Iterator[Any]:
     """The session's mock server, reset (faults, counter, step delay) around the test."""
-    from . import faults
+    _reset(vidbridge_mock_server)
+    yield vidbridge_mock_server
+    _reset(vidbridge_mock_server)
 
+
+@pytest.fixture(scope="session")
+def vidbridge_mock_mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A session-wide in-process mock of WanGP's MCP face (port 0)."""
+    from .server import MockServer
+
+    state = tmp_path_factory.mktemp("vidbridge-mock-mcp")
+    with MockServer(port=0, state_dir=state, mcp=True) as server:
+        yield server
+
+
+@pytest.fixture
+def vidbridge_mock_mcp(vidbridge_mock_mcp_server: Any) -> Iterator[Any]:
+    """The session's MCP mock, reset (faults, counter, step delay, running job) around the test."""
     def reset() -> None:
-        faults.clear_faults(vidbridge_mock_server.url)
-        faults.reset_counter(vidbridge_mock_server.url)
-        faults.set_options(vidbridge_mock_server.url, step_delay=0.0)
+        jobs = vidbridge_mock_mcp_server.mcp_state.jobs
+        jobs.cancel_running()  # a job left by the last test
+        jobs.load_delay = 0.0
+        _reset(vidbridge_mock_mcp_server)
 
     reset()
-    yield vidbridge_mock_server
+    yield vidbridge_mock_mcp_server
     reset()
 
 

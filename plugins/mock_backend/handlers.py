@@ -21,7 +21,7 @@ import gradio as gr
 from . import generation
 from .backend import MockBackend
 from .catalog import Model, base_models, finetunes, get_model, load_models
-from .faults import GENERATION_KINDS, HANDLER_KINDS, Fault
+from .faults import GENERATION_KINDS, HANDLER_KINDS, Fault, fire_generation_faults
 from .session import Session
 from .spec import Surface, load_surface
 
@@ -357,16 +357,8 @@ class Handlers:
         return False
 
     def _fire(self, faults: list[Fault], step: int, steps: int) -> None:
-        for fault in faults:
-            # A fault set after the last step fires at the last step: it must not be lost.
-            if step != min(int(fault.number("after_step", 1)), steps):
-                continue
-            if fault.kind == "gen_error":
-                raise gr.Error(fault.params.get("message", f"Simulated generation error at step {step}"))
-            if fault.kind == "exit":
-                if not (self.backend.options.allow_exit and self.backend.exit_process):
-                    raise gr.Error("exit fault ignored: this server may not end its process")
-                self.backend.exit_process(int(fault.number("code", 3)))
+        fire_generation_faults(faults, step, steps, exit_process=self.backend.allowed_exit,
+                               error=gr.Error)
 
     # --- results -----------------------------------------------------------------------------
 

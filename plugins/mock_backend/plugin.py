@@ -26,7 +26,7 @@ def vidbridge_register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``vidbridge mock-server``: the same options as ``python -m vidbridge.plugins.mock_backend``."""
     parser = subparsers.add_parser(
         "mock-server",
-        help="run the fake Wan2GP gradio server (prints its URL; Ctrl-C stops it)",
+        help="run the fake Wan2GP gradio server, or with --mcp its MCP face (prints its URL; Ctrl-C stops it)",
         description="A fake Wan2GP (WanGP 12.60) gradio server that writes real MP4 files and can inject faults.",
     )
     add_arguments(parser)

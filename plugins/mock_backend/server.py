@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -53,6 +54,10 @@ class MockServer:
     :param output_dir: where outputs are written (default: ``state_dir/outputs``).
     :param state_dir: remembered last model and saved settings (default: a new temp folder).
     :param model: the model new sessions start on (default: the remembered one, else ``t2v``).
+    :param mcp: serve WanGP's MCP face (:mod:`.mcp`) instead of the gradio web UI; :attr:`url`
+        is then ``http://host:port/mcp``. ``auth`` and ``full_surface`` do not apply to it.
+    :param mcp_options: options of the MCP face (``event_limit``, ``max_upload_bytes``,
+        ``transfer_ttl``, ``load_delay``; see :class:`.mcp.state.McpState`).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop` (idempotent).
     """
@@ -61,13 +66,19 @@ class MockServer:
                  auth: str | tuple[str, str] | None = None, faults: Iterable[str] = (),
                  full_surface: bool = False, output_dir: str | os.PathLike | None = None,
                  state_dir: str | os.PathLike | None = None, model: str | None = None,
-                 allow_exit: bool = False) -> None:
+                 allow_exit: bool = False, mcp: bool = False,
+                 mcp_options: dict[str, Any] | None = None) -> None:
+        if mcp and (auth or full_surface):
+            raise ValueError("WanGP's MCP face has no login and no gradio surface: "
+                             "auth and full_surface do not apply with mcp=True")
         self.host, self.port = host, port
         self.auth = parse_auth(auth)
         self._options = dict(step_delay=step_delay, faults=tuple(faults), full_surface=full_surface,
                              output_dir=str(output_dir) if output_dir else None,
                              state_dir=str(state_dir) if state_dir else None, model=model,
-                             allow_exit=allow_exit)
+                             allow_exit=allow_exit, mcp=mcp)
+        self.mcp_options = dict(mcp_options or {})
+        self.mcp_state: Any = None
         self.backend: Any = None
         self.blocks: Any = None
         self._server: Any = None
@@ -75,10 +86,15 @@ class MockServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port/`` of the running server."""
+        """``http://host:port/`` of the running server (``http://host:port/mcp`` for the MCP face)."""
         if self._server is None:
             raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}/"
+        return f"http://{self.host}:{self.port}/" + ("mcp" if self._options["mcp"] else "")
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port/``: the root the admin helpers and relative transfer URLs use."""
+        return self.url.removesuffix("mcp")
 
     def start(self) -> "MockServer":
         """Build the app and serve it; returns once the socket accepts connections."""
@@ -117,7 +133,12 @@ class MockServer:
         return self
 
     def build_asgi(self) -> Any:
-        """The ASGI app: gradio mounted on FastAPI, behind the fault/admin middleware."""
+        """The ASGI app: gradio mounted on FastAPI (or the MCP face), behind the fault/admin middleware."""
+        if self._options["mcp"]:
+            from .mcp.app import build_asgi
+
+            app, self.mcp_state = build_asgi(self.backend, **self.mcp_options)
+            return app
         import gradio as gr
         from fastapi import FastAPI
 
@@ -134,6 +155,8 @@ class MockServer:
         server, self._server = self._server, None
         if server is None:
             return
+        if self.mcp_state is not None:  # ends the running job, which releases waiting tool calls
+            self.mcp_state.close()
         server.should_exit = True
         # Cancelling clients' open heartbeat streams at shutdown makes uvicorn log tracebacks
         # that mean nothing: silence its error log while stopping.
@@ -164,7 +187,8 @@ class SubprocessMockServer:
 
     Takes the options of :class:`MockServer` plus ``python`` (the interpreter to run, e.g. one
     with gradio 5.29; vidbridge must be installed there, ``--no-deps`` suffices), ``env``
-    (extra environment) and ``startup_timeout``. The URL is read from the child's first
+    (extra environment), ``startup_timeout`` and ``mcp`` (WanGP's MCP face; :attr:`url` is then
+    ``http://host:port/mcp``, :attr:`base_url` the root). The URL is read from the child's first
     stdout line. :meth:`kill` ends it abruptly (SIGKILL), :meth:`restart` starts it again on the
     same port and state folder, :meth:`stop` ends it politely (idempotent).
     """
@@ -174,8 +198,9 @@ class SubprocessMockServer:
                  full_surface: bool = False, output_dir: str | os.PathLike | None = None,
                  state_dir: str | os.PathLike | None = None, model: str | None = None,
                  python: str | None = None, env: dict[str, str] | None = None,
-                 startup_timeout: float = 120.0) -> None:
+                 startup_timeout: float = 120.0, mcp: bool = False) -> None:
         self.host, self.port = host, port
+        self.mcp = mcp
         self.python = python or sys.executable
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="vidbridge-mock-"))
@@ -193,10 +218,17 @@ class SubprocessMockServer:
             self._args += ["--output-dir", str(output_dir)]
         if model:
             self._args += ["--model", model]
+        if mcp:
+            self._args.append("--mcp")
         self.env = {**os.environ, **QUIET_ENV, **(env or {})}
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+
+    @property
+    def base_url(self) -> str | None:
+        """``http://host:port/`` of the running child: where the admin routes are."""
+        return None if self.url is None else self.url.removesuffix("mcp")
 
     def command(self) -> list[str]:
         return [self.python, "-u", "-m", "vidbridge.plugins.mock_backend", "--host", self.host,
@@ -224,8 +256,9 @@ class SubprocessMockServer:
                                    f"{self.log_path}:\n{self.log_tail()}")
             match = _URL_LINE.search(line)
             if match:
-                self.url = match[1].rstrip("/") + "/"
-                self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+                printed = urllib.parse.urlsplit(match[1])
+                self.port = int(printed.port)
+                self.url = match[1] if self.mcp else match[1].rstrip("/") + "/"
                 return self
 
     def log_tail(self, chars: int = 3000) -> str:
