@@ -21,7 +21,7 @@ import gradio as gr
 from . import generation
 from .backend import MockBackend
 from .catalog import Model, base_models, finetunes, get_model, load_models
-from .faults import GENERATION_KINDS, HANDLER_KINDS, Fault, fire_generation_faults
+from .faults import GENERATION_KINDS, HANDLER_KINDS, Fault, fire_generation_faults, fire_output_faults
 from .session import Session
 from .spec import Surface, load_surface
 
@@ -354,6 +354,7 @@ class Handlers:
         with session.changed:
             session.gallery.append((str(path), generation.gallery_caption(path)))
         self.backend.ledger.finish(run, "completed", str(path))
+        fire_output_faults(faults, exit_process=self.backend.allowed_exit, error=gr.Error)
         return False
 
     def _fire(self, faults: list[Fault], step: int, steps: int) -> None:

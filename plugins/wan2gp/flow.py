@@ -185,6 +185,8 @@ class WanGPFlow:
         self.pooled: PooledClient | None = None
         self.model: str | None = None
         self.settings_sent: dict[str, Any] = {}
+        #: The literal ``output_filename`` this job asks WanGP to name its output (None: not sent).
+        self.output_stem: str | None = None
         self.started_processing = False
         self.tasks_job: Any = None
         self.status_job: Any = None
@@ -344,6 +346,10 @@ class WanGPFlow:
         values["target"] = "state"  # never "settings": that overwrites the server's saved defaults
         values["client_id"] = self.client_id
         values["mode"] = values.get("mode") or ""
+        if "output_filename" in plan.values or api.parameter(save, "output_filename") is None:
+            self.output_stem = None  # the user's own template, or a form without one: no name of ours
+        elif self.output_stem:
+            values["output_filename"] = self.output_stem
         for name, paths in plan.media.items():
             values[name] = media_value(api, save, name, paths)
         self.settings_sent = {k: v for k, v in values.items() if k not in plan.media and k != "target"}
