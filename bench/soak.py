@@ -16,7 +16,9 @@ Every job has a unique prompt, so the servers' generation counters (``/mock_admi
 ``by_prompt``) show whether any job was generated more than once (``duplicates``). ``verified``
 counts artifacts whose file re-hashes to the reported SHA-256 and decodes (PyAV) to the requested
 frame count; ``lost`` counts jobs that ended with neither an artifact nor an error.
-No job is resubmitted by this script: what it measures is vidbridge's own recovery.
+No job is resubmitted by this script: what it measures is vidbridge's own recovery (a job whose
+server restarted is found again by its output's name, or submitted once more by vidbridge itself
+as attempt 2 when it provably produced nothing: ``resubmitted`` counts those).
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ FAULTS = (
 
 
 class Outcome:
-    __slots__ = ("artifacts", "error", "server")
+    __slots__ = ("artifacts", "attempt", "error", "server")
 
     def __init__(self, server: int) -> None:
         self.artifacts: list[Any] = []
         self.error: str | None = None
+        self.attempt = 1
         self.server = server
 
 
@@ -68,7 +71,9 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
     started = time.perf_counter()
     with mock_servers(servers, step_delay=0.01, faults=FAULTS) as running:
         urls = [s.url.rstrip("/") for s in running]
-        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4)
+        # connect_timeout x retry_attempts is also how long a job waits for a restarted server:
+        # restarting a child mock server took up to 70 s on this shared 2-core machine.
+        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4, connect_timeout=30)
         sessions = []
         for url in urls:  # connect is retried by vidbridge; a few more tries here for the soak's faults
             for attempt in range(5):
@@ -91,6 +96,7 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
                 job = sessions[outcome.server].submit(prompt=prompts[i], seed=i, frames=FRAMES, steps=STEPS,
                                                       output_dir=out, timeout=job_timeout)
                 outcome.artifacts = job.result(timeout=job_timeout + 60)
+                outcome.attempt = job.attempt
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
             finally:
@@ -121,7 +127,11 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
     seconds = time.perf_counter() - started
 
     runs: collections.Counter[str] = collections.Counter()
-    for snapshot in counters_before_restart + counters:
+    # The mock's counter survives its restart (as WanGP's outputs folder does): the final counter
+    # of server 0 already holds what it ran before; an older mock's forgetful counter does not.
+    snapshots = list(counters)
+    snapshots += [before for before in counters_before_restart if counters[0]["total"] < before["total"]]
+    for snapshot in snapshots:
         runs.update({prompt: count for prompt, count in snapshot["by_prompt"].items()})
     duplicates = sum(max(0, runs.get(p, 0) - 1) for p in prompts)
     verified = 0
@@ -145,6 +155,7 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
         "jobs": jobs, "completed": completed, "failed": failed, "duplicates": duplicates,
         "verified": verified, "lost": lost, "seconds": round(seconds, 1),
         "servers": servers, "capped_in_flight_per_server": 4 if cap else None, "faults": list(FAULTS), "restart": restart_info,
+        "resubmitted": sum(1 for o in outcomes if o.attempt > 1),
         "generations_total": sum(runs.values()), "failed_but_generated": failed_but_generated,
         "never_generated": sum(1 for p in prompts if runs.get(p, 0) == 0),
         "errors_by_type": dict(errors), "top_error_messages": dict(messages.most_common(8)),

@@ -108,10 +108,10 @@ def candidate_paths(stem: str, folders: list[str]) -> list[tuple[str, str, str]]
     """``(server path, kind, media type)`` where WanGP may have written ``stem``: each known
     outputs folder (first) and WanGP's default, for each output extension."""
     seen: list[str] = []
-    for folder in [*folders, DEFAULT_OUTPUT_DIR]:
+    for folder in (f.rstrip("/") for f in [*folders, DEFAULT_OUTPUT_DIR]):
         if folder and folder not in seen:
             seen.append(folder)
-    return [(f"{folder.rstrip('/')}/{stem}{ext}", kind, mime)
+    return [(f"{folder}/{stem}{ext}", kind, mime)
             for folder in seen for ext, (kind, mime) in _EXTENSIONS.items()]
 
 

@@ -109,7 +109,7 @@ def test_result_stream_cut_after_generation_recovers_from_the_gallery(mock: Any,
     monkeypatch.setattr(WanGPFlow, "submit_tasks", cut_after_generation)
     submitted.clear()
     [artifact], _ = run_job(session, _t2v("gallery recovery"), tmp_path, "g")
-    assert artifact.size > 0 and "gallery recovery" in artifact.path.name
+    assert artifact.size > 0 and "gallery_recovery" in artifact.path.name
     assert _runs(mock.url, "gallery recovery") == 1 and len(submitted) == 1  # read back, never re-run
 
 
