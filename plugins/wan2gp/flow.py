@@ -39,6 +39,7 @@ from vidbridge import (
     RateLimitedError,
     RejectedError,
     TransientServerError,
+    TransportError,
     VidbridgeError,
 )
 from vidbridge.backend import redact_url, retrying
@@ -47,6 +48,7 @@ from . import compat
 from .api import ApiSurface, EndpointNotFound, Signature, update_value
 from .catalog import family_of
 from .errors import cancelled, translate
+from .recovery import output_stem
 from .gallery import GalleryFormatError, GalleryItem, parse_gallery
 from .payload import FormPlan, media_value, plan_form, validate_for_model
 
@@ -349,6 +351,10 @@ class WanGPFlow:
         if "output_filename" in plan.values or api.parameter(save, "output_filename") is None:
             self.output_stem = None  # the user's own template, or a form without one: no name of ours
         elif self.output_stem:
+            # Named from what is sent: a seed imported from a settings file names the file too.
+            seed = values.get("seed")
+            self.output_stem = output_stem(str(values.get("prompt") or ""), seed if isinstance(seed, int) else None,
+                                           token=self.output_stem.rsplit("_vb-", 1)[-1])
             values["output_filename"] = self.output_stem
         for name, paths in plan.media.items():
             values[name] = media_value(api, save, name, paths)
@@ -453,8 +459,15 @@ class WanGPFlow:
         if self.pooled is None or not (self.offers("activate_status") and self.offers("status_feed")):
             return
         # Not interruptible: an activation that reached the server must be followed by process_tasks.
-        activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
-                                 interruptible=False)
+        try:
+            activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
+                                     interruptible=False)
+        except TransportError as exc:
+            # Retries ran out while the server runs: the task is queued, so process_tasks still
+            # follows (it also turns off a display this call may have turned on). Only the
+            # progress feed is given up, never the job.
+            log.info("%s: no status feed: %s", self.job_id, exc)
+            return
         if activated is None:
             log.debug("%s: WanGP did not activate the status display", self.job_id)
             return

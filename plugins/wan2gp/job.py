@@ -31,6 +31,7 @@ from vidbridge import (
     JobFailedError,
     JobStatus,
     Phase,
+    TransportError,
     VidbridgeError,
 )
 from vidbridge.backend import redact_url
@@ -41,7 +42,7 @@ from .errors import cancelled, translate
 from .feed import changes_for
 from .flow import Restart, WanGPFlow, prepare
 from .gallery import GalleryItem
-from .recovery import ServerGone, output_stem, recover, remember_folders
+from .recovery import ServerGone, find_output, output_stem, recover, remember_folders
 from .session import PooledClient, Wan2GPSession
 from .state import JobSnapshot, JobState
 
@@ -263,10 +264,18 @@ class Wan2GPJob:
         assert self.pooled is not None
         try:
             after = self.flow.gallery("reading the gallery after the job")
-        except BackendConnectionError:
+        except TransportError:
             if self.session.server_down():
                 raise self._lost("the server went away before its output was read") from None
-            raise
+            # The server runs but its gallery did not answer in time: the output, if it was
+            # written, is still found under its own name (never regenerate what exists).
+            item = find_output(self.session, self.flow.output_stem, self.session.output_folders) \
+                if self.flow.output_stem else None
+            if item is None:
+                raise
+            log.info("%s: %s: the gallery did not answer; found the output %s by its name",
+                     redact_url(self.session.url), self.job_id, item.path)
+            return [item]
         known = self.pooled.gallery or set()
         return [item for item in after if item.path not in known]
 

@@ -61,3 +61,32 @@ def test_restart_before_the_output_resubmits_once_as_attempt_two(
                                                                           ("gone mid way", "completed")]
         record = client.job(job.id)
         assert record.status == "completed" and record.attempt == 2
+
+
+def test_a_gallery_that_never_answers_after_the_generation_finds_the_output_by_its_name(
+        vidbridge_mock_subprocess_factory: Callable[..., Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak's ``failed_but_generated`` case: the gallery read after a finished generation ran
+    out of retries (429s, resets) while the server kept running. The output is named after the
+    job, so it is fetched by that name from WanGP's ``outputs`` folder: delivered, generated once."""
+    from vidbridge import TransientServerError
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
+
+    server = vidbridge_mock_subprocess_factory()
+    real = WanGPFlow.gallery
+
+    def unanswered_after(self: Any, step: str) -> Any:
+        if "after" in step:
+            raise TransientServerError(f"{step}: HTTP 503 (retries exhausted)", endpoint=server.url)
+        return real(self, step)
+
+    monkeypatch.setattr(WanGPFlow, "gallery", unanswered_after)
+    with _client(tmp_path) as client:
+        session = client.connect(server.url, backend="wan2gp")
+        job = session.submit(prompt="gallery never answers", seed=7, frames=17, steps=2,
+                             output_dir=tmp_path / "out", timeout=300)
+        [artifact] = job.result(timeout=300)
+        assert (artifact.provenance.original_name or "").startswith("gallery_never_answers_seed7_vb-")
+        assert job.attempt == 1
+        counter = faults.read_counter(server.url)
+        assert [(r["prompt"], r["outcome"]) for r in counter["runs"]] == [("gallery never answers", "completed")]

@@ -144,3 +144,26 @@ def test_a_finished_output_survives_more_download_failures_than_one_retry_budget
     [artifact], _ = run_job(session, _t2v("download storm"), tmp_path, "d")
     assert artifact.size > 0 and not faults.list_faults(mock.url)
     assert _runs(mock.url, "download storm") == 1
+
+
+def test_a_status_feed_that_cannot_be_activated_costs_the_progress_not_the_job(
+        mock: Any, connect: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``activate_status`` refused past its retry budget (the soak's 429 storms) after the task
+    was queued: the job still runs its queue (``process_tasks``) and completes, once."""
+    from vidbridge import RateLimitedError
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
+
+    real = WanGPFlow.step
+    refused: list[str] = []
+
+    def refuse_activation(self: Any, step: str, *args: Any, **kwargs: Any) -> Any:
+        if step == "activating the status feed":
+            refused.append(step)
+            raise RateLimitedError(f"{step}: HTTP 429 (retries exhausted)", endpoint=mock.url)
+        return real(self, step, *args, **kwargs)
+
+    session = connect(mock.url, retry_attempts=2)
+    monkeypatch.setattr(WanGPFlow, "step", refuse_activation)
+    [artifact], _ = run_job(session, _t2v("no status feed"), tmp_path, "s")
+    assert refused and artifact.size > 0
+    assert _runs(mock.url, "no status feed") == 1
