@@ -241,12 +241,14 @@ class WanGPFlow:
         return cancelled(self.session.url, False)
 
     def step(self, step: str, api_name: str, *args: Any, before_queue: bool = True,
-             interruptible: bool = True) -> tuple[Any, list[str]]:
+             interruptible: bool = True, restart_when_exhausted: bool = True) -> tuple[Any, list[str]]:
         """An idempotent call, retried on transient errors (429 Retry-After honoured) within one
         request deadline; cancel ends the retries (``interruptible``).
 
         :raises Restart: ``before_queue`` and the server is down or has lost this gradio
-            session's state (it restarted): the caller continues on a fresh session.
+            session's state (it restarted), or (``restart_when_exhausted``) transient errors
+            outlasted the retries while the server runs: the caller continues on a fresh session
+            (nothing queued on this one can run: ``process_tasks`` is never called on it).
         :raises JobCancelledError: cancelled while waiting to retry.
         """
         options = self.session.options
@@ -269,6 +271,10 @@ class WanGPFlow:
             raise error from None
         except JobFailedError as exc:
             if before_queue and _RESTARTED in str(exc):
+                raise Restart(exc) from None
+            raise
+        except TransportError as exc:
+            if before_queue and restart_when_exhausted:
                 raise Restart(exc) from None
             raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -460,8 +466,10 @@ class WanGPFlow:
             return
         # Not interruptible: an activation that reached the server must be followed by process_tasks.
         try:
+            # Never abandoned for a fresh session on transient errors: the display it may have
+            # turned on is turned off only by this session's process_tasks.
             activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
-                                     interruptible=False)
+                                     interruptible=False, restart_when_exhausted=False)
         except TransportError as exc:
             # Retries ran out while the server runs: the task is queued, so process_tasks still
             # follows (it also turns off a display this call may have turned on). Only the
