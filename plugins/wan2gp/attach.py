@@ -32,7 +32,7 @@ from .gallery import GalleryItem
 from .session import Wan2GPSession
 from .state import JobState
 
-__all__ = ["AttachedJob", "job_ref", "attach", "output_refs", "file_url", "status_from", "served"]
+__all__ = ["AttachedJob", "job_ref", "attach", "output_refs", "file_url", "status_from", "probe", "served"]
 
 
 def file_url(session: Wan2GPSession, item: GalleryItem) -> str:
@@ -143,8 +143,10 @@ def _named_outputs(ref: JobRef, shown: str) -> list[GalleryItem]:
     return items
 
 
-def served(session: Wan2GPSession, item: GalleryItem) -> bool:
-    """True when the server serves ``item``'s file (one byte asked, with the session's auth)."""
+def probe(session: Wan2GPSession, item: GalleryItem) -> bool | None:
+    """Whether the server serves ``item``'s file (one byte asked, with the session's auth): True,
+    False (the server answered that it has no such file: 4xx), or None (no answer that tells:
+    a transient 5xx, 429, 408 or a connection error)."""
     headers = headers_for(session.credentials)
     if session.server.cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.server.cookies.items())
@@ -153,8 +155,17 @@ def served(session: Wan2GPSession, item: GalleryItem) -> bool:
         response = session.http.get(file_url(session, item), headers=headers,
                                     timeout=session.options.request_timeout)
     except httpx.HTTPError:
+        return None
+    if response.status_code in (200, 206):
+        return True
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
         return False
-    return response.status_code in (200, 206)
+    return None
+
+
+def served(session: Wan2GPSession, item: GalleryItem) -> bool:
+    """True when the server serves ``item``'s file (see :func:`probe`)."""
+    return probe(session, item) is True
 
 
 def attach(session: Wan2GPSession, ref: JobRef) -> AttachedJob:

@@ -269,7 +269,7 @@ class Wan2GPJob:
                 raise self._lost("the server went away before its output was read") from None
             # The server runs but its gallery did not answer in time: the output, if it was
             # written, is still found under its own name (never regenerate what exists).
-            item = find_output(self.session, self.flow.output_stem, self.session.output_folders) \
+            item = find_output(self.session, self.flow.output_stem, self.session.output_folders).item \
                 if self.flow.output_stem else None
             if item is None:
                 raise

@@ -31,6 +31,7 @@ import enum
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .session import Wan2GPSession
 
 __all__ = ["ServerGone", "Evidence", "Decision", "decide", "output_stem", "candidate_paths",
-           "find_output", "server_identity", "recover", "remember_folders"]
+           "Lookup", "find_output", "server_identity", "recover", "remember_folders"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -87,19 +88,22 @@ class Evidence:
     :param restarted: a new server process answers (True), the same one (False), unknown (None).
     :param named: the job's output had a name of our own (so its absence proves something).
     :param found: the named output file is served.
+    :param answered: every place the output could be answered "found" or "no such file" (a
+        look-up cut by transient errors proves no absence).
     """
 
     back: bool
     restarted: bool | None
     named: bool
     found: bool
+    answered: bool = True
 
 
 def decide(evidence: Evidence) -> Decision:
     """The recovery decision (table in the module docstring)."""
     if evidence.found:
         return Decision.FETCH
-    if evidence.back and evidence.restarted and evidence.named:
+    if evidence.back and evidence.restarted and evidence.named and evidence.answered:
         return Decision.RESUBMIT
     return Decision.OUTPUT_POSSIBLE
 
@@ -115,15 +119,33 @@ def candidate_paths(stem: str, folders: list[str]) -> list[tuple[str, str, str]]
             for folder in seen for ext, (kind, mime) in _EXTENSIONS.items()]
 
 
-def find_output(session: Wan2GPSession, stem: str, folders: list[str]) -> GalleryItem | None:
-    """The served file named ``stem`` (any output extension), or None."""
-    from .attach import served
+@dataclass(frozen=True)
+class Lookup:
+    """The result of :func:`find_output`: the served item, if any, and whether every candidate
+    answered (so that ``item is None`` proves the file is not there)."""
 
+    item: GalleryItem | None
+    answered: bool
+
+
+def find_output(session: Wan2GPSession, stem: str, folders: list[str], *, tries: int = 4) -> Lookup:
+    """The served file named ``stem`` (any output extension). A candidate whose probe gets no
+    telling answer (transient errors) is asked again, up to ``tries`` times, with a short back-off."""
+    from .attach import probe
+
+    answered = True
     for path, kind, mime in candidate_paths(stem, folders):
         item = GalleryItem(path=path, kind=kind, orig_name=path.rsplit("/", 1)[-1], mime_type=mime)
-        if served(session, item):
-            return item
-    return None
+        for attempt in range(tries):
+            found = probe(session, item)
+            if found is not None:
+                break
+            if attempt + 1 < tries:
+                time.sleep(min(0.25 * 2 ** attempt, 2.0))
+        if found:
+            return Lookup(item, True)
+        answered = answered and found is False
+    return Lookup(None, answered)
 
 
 def server_identity(session: Wan2GPSession) -> str | None:
@@ -164,8 +186,10 @@ def recover(job: Wan2GPJob, gone: ServerGone) -> list[GalleryItem]:
         after = server_identity(session)
         restarted = before is None or after is None or before != after
     stem = job.flow.output_stem
-    item = find_output(session, stem, session.output_folders) if back and stem else None
-    decision = decide(Evidence(back=back, restarted=restarted, named=bool(stem), found=item is not None))
+    lookup = find_output(session, stem, session.output_folders) if back and stem else Lookup(None, False)
+    item = lookup.item
+    decision = decide(Evidence(back=back, restarted=restarted, named=bool(stem), found=item is not None,
+                               answered=lookup.answered))
     shown = redact_url(session.url)
     log.info("%s: %s: server went away (%s); back=%s restarted=%s output=%s: %s", shown, job.job_id,
              gone.message, back, restarted, item.path if item else None, decision.value)
@@ -178,7 +202,8 @@ def recover(job: Wan2GPJob, gone: ServerGone) -> list[GalleryItem]:
                            output_possible=False)
     why = ("the server did not answer again in time (its process may still be generating)" if not back
            else "the same server process answers again (the task may still run in its gradio session)"
-           if restarted is False else "the output has no name of its own, so its absence proves nothing")
+           if restarted is False else "the output has no name of its own, so its absence proves nothing"
+           if not stem else "the look-up of its output got no clear answer (transient errors), so it may exist")
     raise JobLostError(f"{shown}: {gone.message}; {why}", endpoint=shown, output_possible=True)
 
 

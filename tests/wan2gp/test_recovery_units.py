@@ -60,10 +60,25 @@ def test_find_output_asks_one_byte_per_candidate_until_one_is_served() -> None:
         assert request.headers["Range"] == "bytes=0-0"
         return httpx.Response(206 if request.url.path.endswith("outputs/s.mp4") else 404, content=b"x")
 
-    item = recovery.find_output(_session(handler), "s", ["/srv/out"])
+    lookup = recovery.find_output(_session(handler), "s", ["/srv/out"])
+    item = lookup.item
     assert item is not None and item.path == "outputs/s.mp4" and item.orig_name == "s.mp4"
     assert item.mime_type == "video/mp4" and len(asked) == 5  # 4 extensions in /srv/out, then found
-    assert recovery.find_output(_session(lambda r: httpx.Response(404)), "s", []) is None
+    assert recovery.find_output(_session(lambda r: httpx.Response(404)), "s", []) == recovery.Lookup(None, True)
+
+
+def test_a_look_up_cut_by_transient_errors_proves_no_absence() -> None:
+    """The soak's one duplicate: a 502 on the probe of the file that existed was read as "not
+    there", and the job was submitted again. Now a transient answer is asked again, and one that
+    stays unclear leaves an output possible (never a resubmit)."""
+    answers = iter([502, 429, 206])
+    found = recovery.find_output(_session(lambda r: httpx.Response(next(answers, 404))), "s", [], tries=3)
+    assert found.item is not None and found.item.path == "outputs/s.mp4"
+
+    unclear = recovery.find_output(_session(lambda r: httpx.Response(503)), "s", [], tries=1)
+    assert unclear == recovery.Lookup(None, False)
+    assert decide(Evidence(back=True, restarted=True, named=True, found=False,
+                           answered=unclear.answered)) is Decision.OUTPUT_POSSIBLE
 
 
 def test_server_identity_reads_the_app_id_or_says_none() -> None:
