@@ -202,8 +202,8 @@ def fire_generation_faults(faults: Iterable[Fault], step: int, steps: int, *,
     (then an ``exit`` fault raises ``error`` instead of being silently lost).
     """
     for fault in faults:
-        if fault.params.get("at") == "output":
-            continue  # fire_output_faults' business
+        if fault.params.get("at") in ("output", "writing"):
+            continue  # fire_output_faults' and fire_writing_faults' business
         # A fault set after the last step fires at the last step: it must not be lost.
         if step != min(int(fault.number("after_step", 1)), steps):
             continue
@@ -224,6 +224,21 @@ def fire_output_faults(faults: Iterable[Fault], *, exit_process: Any = None,
         if fault.kind == "exit" and fault.params.get("at") == "output":
             if exit_process is None:
                 raise error("exit fault ignored: this server may not end its process")
+            exit_process(int(fault.number("code", 3)))
+
+
+def fire_writing_faults(faults: Iterable[Fault], path: Any, *, exit_process: Any = None,
+                        error: type[Exception] = RuntimeError) -> None:
+    """Apply the ``exit:at=writing`` faults: the process ends while the output is half written.
+    The file at ``path`` is cut to half its size first, which is what a crash mid-write leaves
+    (an MP4 writer puts its ``moov`` index at the end, at close). The run is never finished: the
+    restarted server's counter replays it as ``interrupted``."""
+    for fault in faults:
+        if fault.kind == "exit" and fault.params.get("at") == "writing":
+            if exit_process is None:
+                raise error("exit fault ignored: this server may not end its process")
+            with open(path, "r+b") as stream:
+                stream.truncate(max(1, stream.seek(0, 2) // 2))
             exit_process(int(fault.number("code", 3)))
 
 

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from vidbridge import BackendConnectionError, JobLostError
+from vidbridge import BackendConnectionError, IntegrityError, JobLostError
+from vidbridge.containers import check_stream
 from vidbridge.backend import redact_url
 
 from .gallery import GalleryItem
@@ -90,6 +91,7 @@ class Evidence:
     :param found: the named output file is served.
     :param answered: every place the output could be answered "found" or "no such file" (a
         look-up cut by transient errors proves no absence).
+    :param partial: the file found is not a whole container (cut short: its writer died).
     """
 
     back: bool
@@ -97,13 +99,14 @@ class Evidence:
     named: bool
     found: bool
     answered: bool = True
+    partial: bool = False
 
 
 def decide(evidence: Evidence) -> Decision:
     """The recovery decision (table in the module docstring)."""
-    if evidence.found:
+    if evidence.found and not evidence.partial:
         return Decision.FETCH
-    if evidence.back and evidence.restarted and evidence.named and evidence.answered:
+    if evidence.back and evidence.restarted and evidence.named and (evidence.answered or evidence.partial):
         return Decision.RESUBMIT
     return Decision.OUTPUT_POSSIBLE
 
@@ -148,6 +151,75 @@ def find_output(session: Wan2GPSession, stem: str, folders: list[str], *, tries:
     return Lookup(None, answered)
 
 
+class _Unclear(Exception):
+    """A ranged read got no telling answer."""
+
+
+class _RangeReader:
+    """A read-only, seekable view of a server file that fetches only the byte ranges read (the
+    container check reads a few box headers)."""
+
+    def __init__(self, session: Wan2GPSession, item: GalleryItem, tries: int = 3) -> None:
+        from .attach import file_url
+        from .connection import headers_for
+
+        self._session, self._url, self._tries = session, file_url(session, item), tries
+        self._headers = headers_for(session.credentials)
+        if session.server.cookies:
+            self._headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.server.cookies.items())
+        self._position = 0
+        self.size = 0
+
+    def _get(self, first: int, last: int) -> httpx.Response:
+        for attempt in range(self._tries):
+            try:
+                response = self._session.http.get(self._url, headers={**self._headers, "Range": f"bytes={first}-{last}"},
+                                                  timeout=self._session.options.request_timeout)
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code in (206, 416):
+                return response
+            if attempt + 1 < self._tries:
+                time.sleep(min(0.25 * 2 ** attempt, 2.0))
+        raise _Unclear()
+
+    def open(self) -> int:
+        """Read the file's size (``Content-Range``); :raises _Unclear: no ranged answer."""
+        total = self._get(0, 0).headers.get("content-range", "").rpartition("/")[2]
+        if not total.isdigit():
+            raise _Unclear()
+        self.size = int(total)
+        return self.size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._position = offset if whence == 0 else self._position + offset if whence == 1 else self.size + offset
+        return self._position
+
+    def read(self, count: int = -1) -> bytes:
+        end = self.size if count < 0 else min(self.size, self._position + count)
+        if end <= self._position:
+            return b""
+        data = self._get(self._position, end - 1).content[: end - self._position]
+        self._position += len(data)
+        return data
+
+
+def whole_output(session: Wan2GPSession, item: GalleryItem) -> bool | None:
+    """Whether the served MP4 ``item`` is a whole container (its boxes tile the file, ``moov``
+    included), read through a few ranged requests: True, False (cut short), or None (not an MP4,
+    or no telling answer: the download's own verification decides)."""
+    if item.mime_type != "video/mp4":
+        return None
+    reader = _RangeReader(session, item)
+    try:
+        check_stream(reader, reader.open(), item.mime_type)  # type: ignore[arg-type]
+    except IntegrityError:
+        return False
+    except _Unclear:
+        return None
+    return True
+
+
 def server_identity(session: Wan2GPSession) -> str | None:
     """The answering server process's gradio ``app_id`` (new for every process), or None."""
     try:
@@ -188,8 +260,10 @@ def recover(job: Wan2GPJob, gone: ServerGone) -> list[GalleryItem]:
     stem = job.flow.output_stem
     lookup = find_output(session, stem, session.output_folders) if back and stem else Lookup(None, False)
     item = lookup.item
+    # A new process serving the file: was it written to the end, or cut by the crash?
+    partial = item is not None and restarted is True and whole_output(session, item) is False
     decision = decide(Evidence(back=back, restarted=restarted, named=bool(stem), found=item is not None,
-                               answered=lookup.answered))
+                               answered=lookup.answered, partial=partial))
     shown = redact_url(session.url)
     log.info("%s: %s: server went away (%s); back=%s restarted=%s output=%s: %s", shown, job.job_id,
              gone.message, back, restarted, item.path if item else None, decision.value)
@@ -197,9 +271,10 @@ def recover(job: Wan2GPJob, gone: ServerGone) -> list[GalleryItem]:
         assert item is not None
         return [item]
     if decision is Decision.RESUBMIT:
+        what = (f"its output {item.path!r} was cut short when the process died (not a whole video)"
+                if partial and item is not None else f"no output named {stem!r} for this job")
         raise JobLostError(f"{shown}: the server restarted during the generation; the new server process "
-                           f"has no task and no output named {stem!r} for this job", endpoint=shown,
-                           output_possible=False)
+                           f"has no task and {what}", endpoint=shown, output_possible=False)
     why = ("the server did not answer again in time (its process may still be generating)" if not back
            else "the same server process answers again (the task may still run in its gradio session)"
            if restarted is False else "the output has no name of its own, so its absence proves nothing"

@@ -157,3 +157,37 @@ def test_recover_fetches_resubmits_or_says_output_possible() -> None:
     assert away.value.output_possible and "did not answer again" in away.value.message
     with pytest.raises(JobCancelledError):
         recovery.recover(_Job(_recovering(2, {"outputs/s.mp4"}), "s", cancel=True), gone)
+
+
+def _ranged(content: bytes) -> Any:
+    """A handler serving ``content`` with byte ranges, as gradio's file route does."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        first, _, last = request.headers["Range"].removeprefix("bytes=").partition("-")
+        start, end = int(first), min(int(last), len(content) - 1)
+        if start >= len(content):
+            return httpx.Response(416)
+        return httpx.Response(206, content=content[start:end + 1],
+                              headers={"Content-Range": f"bytes {start}-{end}/{len(content)}"})
+    return handler
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+
+def test_whole_output_reads_box_headers_by_range() -> None:
+    from vidbridge.plugins.wan2gp.gallery import GalleryItem
+
+    mp4 = _box(b"ftyp", b"isom" + b"\0" * 8) + _box(b"mdat", b"x" * 5000) + _box(b"moov", b"y" * 40)
+    item = GalleryItem(path="outputs/s.mp4", kind="video", orig_name="s.mp4", mime_type="video/mp4")
+    assert recovery.whole_output(_session(_ranged(mp4)), item) is True
+    assert recovery.whole_output(_session(_ranged(mp4[:2600])), item) is False  # cut inside mdat
+    assert recovery.whole_output(_session(lambda r: httpx.Response(503)), item) is None
+    png = GalleryItem(path="outputs/s.png", kind="image", orig_name="s.png", mime_type="image/png")
+    assert recovery.whole_output(_session(_ranged(b"anything")), png) is None  # the download checks it
+
+
+def test_a_partial_output_on_a_new_process_is_resubmitted_on_the_same_process_possible() -> None:
+    assert decide(Evidence(back=True, restarted=True, named=True, found=True, partial=True)) is Decision.RESUBMIT
+    assert decide(Evidence(back=True, restarted=False, named=True, found=True,
+                           partial=True)) is Decision.OUTPUT_POSSIBLE

@@ -90,3 +90,18 @@ def test_a_gallery_that_never_answers_after_the_generation_finds_the_output_by_i
         assert job.attempt == 1
         counter = faults.read_counter(server.url)
         assert [(r["prompt"], r["outcome"]) for r in counter["runs"]] == [("gallery never answers", "completed")]
+
+
+def test_restart_while_the_output_was_half_written_resubmits_once(
+        vidbridge_mock_subprocess_factory: Callable[..., Any], tmp_path: Path) -> None:
+    """The soak's last failure: the server died while writing the video. The restarted server
+    serves a file of that name, but cut short (no ``moov`` box): not a video, and the process that
+    wrote it is gone. The job is submitted once more (attempt 2) instead of failing its download."""
+    server = vidbridge_mock_subprocess_factory()
+    client, job, artifacts = _run_through_exit(server, tmp_path, "exit:at=writing,count=1", "cut while writing")
+    with client:
+        [artifact] = artifacts
+        assert job.attempt == 2 and artifact.size > 0
+        counter = faults.read_counter(server.url)
+        assert [(r["prompt"], r["outcome"]) for r in counter["runs"]] == [("cut while writing", "interrupted"),
+                                                                          ("cut while writing", "completed")]
