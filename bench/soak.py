@@ -13,10 +13,13 @@ and, once half of the jobs are done (with ``--jobs >= 20``), server 0 is killed 
 the same port (its generation counter is read just before).
 
 Every job has a unique prompt, so the servers' generation counters (``/mock_admin/counter``,
-``by_prompt``) show whether any job was generated more than once (``duplicates``). ``verified``
+``runs``) show whether any job's video was generated more than once (``duplicates``: a second
+*completed* generation of one prompt; a run the server's death interrupted wrote no video). ``verified``
 counts artifacts whose file re-hashes to the reported SHA-256 and decodes (PyAV) to the requested
 frame count; ``lost`` counts jobs that ended with neither an artifact nor an error.
-No job is resubmitted by this script: what it measures is vidbridge's own recovery.
+No job is resubmitted by this script: what it measures is vidbridge's own recovery (a job whose
+server restarted is found again by its output's name, or submitted once more by vidbridge itself
+as attempt 2 when it provably produced nothing: ``resubmitted`` counts those).
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ FAULTS = (
 
 
 class Outcome:
-    __slots__ = ("artifacts", "error", "server")
+    __slots__ = ("artifacts", "attempt", "error", "server")
 
     def __init__(self, server: int) -> None:
         self.artifacts: list[Any] = []
         self.error: str | None = None
+        self.attempt = 1
         self.server = server
 
 
@@ -68,7 +72,9 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
     started = time.perf_counter()
     with mock_servers(servers, step_delay=0.01, faults=FAULTS) as running:
         urls = [s.url.rstrip("/") for s in running]
-        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4)
+        # connect_timeout x retry_attempts is also how long a job waits for a restarted server:
+        # restarting a child mock server took up to 70 s on this shared 2-core machine.
+        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4, connect_timeout=30)
         sessions = []
         for url in urls:  # connect is retried by vidbridge; a few more tries here for the soak's faults
             for attempt in range(5):
@@ -91,6 +97,7 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
                 job = sessions[outcome.server].submit(prompt=prompts[i], seed=i, frames=FRAMES, steps=STEPS,
                                                       output_dir=out, timeout=job_timeout)
                 outcome.artifacts = job.result(timeout=job_timeout + 60)
+                outcome.attempt = job.attempt
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
             finally:
@@ -120,10 +127,22 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
         client.close()
     seconds = time.perf_counter() - started
 
-    runs: collections.Counter[str] = collections.Counter()
-    for snapshot in counters_before_restart + counters:
+    runs: collections.Counter[str] = collections.Counter()  # generations started, per prompt
+    finished: collections.Counter[str] = collections.Counter()  # generations that wrote a video
+    outcomes_of: collections.Counter[str] = collections.Counter()
+    # The mock's counter survives its restart (as WanGP's outputs folder does): the final counter
+    # of server 0 already holds what it ran before; an older mock's forgetful counter does not.
+    snapshots = list(counters)
+    snapshots += [before for before in counters_before_restart if counters[0]["total"] < before["total"]]
+    for snapshot in snapshots:
         runs.update({prompt: count for prompt, count in snapshot["by_prompt"].items()})
-    duplicates = sum(max(0, runs.get(p, 0) - 1) for p in prompts)
+        for run in snapshot.get("runs", []):
+            outcomes_of[run["outcome"]] += 1
+            if run["outcome"] == "completed":
+                finished[run["prompt"]] += 1
+    # A duplicate is a second finished video of one job. A run cut by the server's death (the
+    # mock replays it as ``interrupted``) produced none; its resubmission is not a duplicate.
+    duplicates = sum(max(0, finished.get(p, 0) - 1) for p in prompts)
     verified = 0
     problems: list[str] = []
     for i, outcome in enumerate(outcomes):
@@ -145,7 +164,8 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
         "jobs": jobs, "completed": completed, "failed": failed, "duplicates": duplicates,
         "verified": verified, "lost": lost, "seconds": round(seconds, 1),
         "servers": servers, "capped_in_flight_per_server": 4 if cap else None, "faults": list(FAULTS), "restart": restart_info,
-        "generations_total": sum(runs.values()), "failed_but_generated": failed_but_generated,
+        "resubmitted": sum(1 for o in outcomes if o.attempt > 1),
+        "generations_total": sum(runs.values()), "generations_by_outcome": dict(outcomes_of), "failed_but_generated": failed_but_generated,
         "never_generated": sum(1 for p in prompts if runs.get(p, 0) == 0),
         "errors_by_type": dict(errors), "top_error_messages": dict(messages.most_common(8)),
         "verification_problems": problems[:10],
