@@ -89,6 +89,16 @@ class PoolQueue(SlotQueue):
                 self._in_flight[ticket.member] -= 1
             super().leave(ticket)
 
+    def snapshot(self) -> tuple[int, dict[str, int]]:
+        """``(jobs waiting, {url: jobs in flight})`` at one instant."""
+        with self._changed:
+            return len(self._waiting), dict(self._in_flight)
+
+    def wait_idle(self, url: str, timeout: float | None = None) -> bool:
+        """Wait until no job of the pool holds a slot on ``url``; ``True`` if so within ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._in_flight.get(url), timeout)
+
     def redispatch(self) -> None:
         """Place waiting jobs again (a server's health changed)."""
         with self._changed:
@@ -238,6 +248,7 @@ class PoolSession(Session):
         self._probe_timeout = probe_timeout
         self._members: dict[str, Session | None] = dict(members)
         self._reconnecting: set[str] = set()
+        self._drained: set[str] = set()
         self._loaded: dict[str, str | None] = {}
         self._capacity = client._options.max_sessions
         self.health = HealthService(self.urls, self._probe, **health_options)
@@ -258,6 +269,20 @@ class PoolSession(Session):
         """Each server's health, in pool order."""
         return self.health.snapshot()
 
+    def drain(self, url: str, timeout: float | None = None) -> bool:
+        """Send no new job to ``url`` (e.g. before maintenance) and wait until the pool's jobs
+        there ended; ``True`` if they did within ``timeout``. :meth:`undrain` takes it back."""
+        url = build(Endpoint, url=url).url
+        with self._lock:
+            self._drained.add(url)
+        return self.queue.wait_idle(url, timeout)
+
+    def undrain(self, url: str) -> None:
+        """Let ``url`` take jobs again (after :meth:`drain`)."""
+        with self._lock:
+            self._drained.discard(build(Endpoint, url=url).url)
+        self.queue.redispatch()
+
     # -- routing plumbing -----------------------------------------------------------------------
 
     def _view(self) -> tuple[list[Candidate], list[Candidate]]:
@@ -269,7 +294,7 @@ class PoolSession(Session):
                                   queue_size=health.queue_size, models=models,
                                   loaded_model=self._loaded.get(health.url), order=order)
             everyone.append(candidate)
-            if health.usable and member is not None and not member.closed:
+            if health.usable and member is not None and not member.closed and health.url not in self._drained:
                 usable.append(candidate)
         return usable, everyone
 
