@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
     from .models import Credentials
 
-__all__ = ["PoolSession", "PoolQueue", "PoolTicket", "connect_pool"]
+__all__ = ["PoolSession", "PoolQueue", "PoolTicket", "connect_pool", "discovery_probe"]
 
 log = logging.getLogger("vidbridge.pool")
 
@@ -307,9 +307,7 @@ class PoolSession(Session):
         return next((m for m in self._members.values() if m is not None), self)
 
     def _probe(self, url: str) -> Endpoint:
-        found = self._client.discover([url], probe_local=False, timeout=self._probe_timeout,
-                                      credentials=self._credentials)
-        return next(item for item in found if item.url == url)
+        return discovery_probe(self._client, self._credentials, self._probe_timeout)(url)
 
     def _on_health(self, event: HealthEvent) -> None:
         if event.after.usable and self._members.get(event.url) is None and not self._closed:
@@ -377,6 +375,18 @@ class PoolSession(Session):
                 return member.attach(ref, **options)
         raise NotAttachableError(f"{ref.job_id} ran on {ref.endpoint}, which is not a server of this pool",
                                  endpoint=ref.endpoint, reason="mismatch")
+
+
+def discovery_probe(client: Client, credentials: Credentials | None = None,
+                    timeout: float = 2.0) -> Callable[[str], Endpoint]:
+    """A health probe asking the backend plugins' discovery about one URL (config, queue size,
+    round trip); an unreachable server raises ``StopIteration`` (nothing answered)."""
+
+    def probe(url: str) -> Endpoint:
+        found = client.discover([url], probe_local=False, timeout=timeout, credentials=credentials)
+        return next(item for item in found if item.url == url)
+
+    return probe
 
 
 def connect_pool(client: Client, targets: Sequence[str | Endpoint], *, credentials: Credentials | None = None,
