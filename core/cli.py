@@ -449,8 +449,11 @@ def _check_generate_args(args: argparse.Namespace, manager: Any) -> tuple[Any, A
     request = request_from_args(args)
     credentials = credentials_from_args(args)
     with field_labels({"url": "--url"}):
-        for url in args.url:
-            build(Endpoint, url=url)
+        urls = [build(Endpoint, url=url).url for url in args.url]
+    for url in set(urls):
+        if urls.count(url) > 1:  # several --url make a pool, where each server is listed once
+            raise InvalidRequestError(f"--url given {urls.count(url)} times for {url}: a pool lists each server "
+                                      "once", field="url", allowed="distinct --url values")
     _check_output_dir(args.output)
     if args.backend is not None and args.backend not in manager.backend_names():
         names = ", ".join(manager.backend_names()) or "none loaded"
