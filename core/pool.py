@@ -186,8 +186,8 @@ class PoolJob(Job):
                 self._requeue(frozenset({url}) if url else frozenset())
                 continue
             self._pool.health.report_success(url)
-            self._pool._loaded[url] = self.request.model if self.request and self.request.model else \
-                self._pool._loaded.get(url)
+            if self.request is not None and self.request.model:
+                self._pool._loaded[url] = self.request.model  # WanGP keeps the last model loaded
             return
 
     def _resubmit(self) -> None:
@@ -380,11 +380,16 @@ class PoolSession(Session):
 def discovery_probe(client: Client, credentials: Credentials | None = None,
                     timeout: float = 2.0) -> Callable[[str], Endpoint]:
     """A health probe asking the backend plugins' discovery about one URL (config, queue size,
-    round trip); an unreachable server raises ``StopIteration`` (nothing answered)."""
+    round trip); for a server nothing recognises, the note says why (refused, unreachable...)."""
+
+    from .client import _UNRECOGNISED, _reachability
 
     def probe(url: str) -> Endpoint:
         found = client.discover([url], probe_local=False, timeout=timeout, credentials=credentials)
-        return next(item for item in found if item.url == url)
+        endpoint = next(item for item in found if item.url == url)
+        if endpoint.note == _UNRECOGNISED:  # plugins leave out what does not answer: say which it is
+            endpoint = endpoint.model_copy(update={"note": _reachability(url, timeout) or _UNRECOGNISED})
+        return endpoint
 
     return probe
 
