@@ -2,7 +2,7 @@
 
 ::
 
-    vidbridge servers [--url URL]... [--watch] [--interval S] [--json]
+    vidbridge servers [--url URL]... [--watch] [--interval S] [--timeout S] [--json]
 
 Without ``--url`` the servers are the ones discovery finds (configured URLs, e.g.
 ``VIDBRIDGE_WAN2GP_URL=http://a:7860,http://b:7860``, and the usual local ports). Each line gives
@@ -30,6 +30,7 @@ def add_servers_command(commands: Any) -> None:
     _add_connection_arguments(servers)
     servers.add_argument("--watch", action="store_true", help="keep probing; print every change until Ctrl-C")
     servers.add_argument("--interval", type=float, default=5.0, help="seconds between probes with --watch (default 5)")
+    servers.add_argument("--timeout", type=float, default=5.0, help="seconds one probe may take (default 5)")
     _add_json_argument(servers)
     servers.set_defaults(handler=_cmd_servers)
 
@@ -71,7 +72,8 @@ def _cmd_servers(args: argparse.Namespace) -> int:
             if args.json:
                 _emit_json({"servers": []})
             return ExitCode.CONNECTION
-        service = HealthService(urls, discovery_probe(client, credentials), interval=args.interval)
+        service = HealthService(urls, discovery_probe(client, credentials, args.timeout),
+                                interval=args.interval)
         snapshot = service.check_now(urls)
         if args.json:
             _emit_json({"servers": [health.to_dict() for health in snapshot]})

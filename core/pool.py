@@ -236,7 +236,7 @@ class PoolSession(Session):
 
     def __init__(self, client: Client, urls: Sequence[str], members: Mapping[str, Session | None],
                  failures: Mapping[str, str], *, policy: RoutingPolicy | None = None,
-                 credentials: Credentials | None = None, probe_timeout: float = 2.0,
+                 credentials: Credentials | None = None, probe_timeout: float = 5.0,
                  **health_options: Any) -> None:
         first = next(m for m in members.values() if m is not None)
         super().__init__(client.plugin_manager, first.endpoint, _PoolNative(self),

@@ -16,12 +16,16 @@ from vidbridge.health import HealthService, ServerHealth
 pytestmark = pytest.mark.integration
 
 
+_HELD: list[socket.socket] = []
+
+
 def _dead_url() -> str:
-    """A loopback URL where nothing listens (a port just freed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A loopback URL where nothing listens: a port bound (so no other process takes it) but not
+    listening, which refuses connections."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    _HELD.append(holder)
+    return f"http://127.0.0.1:{holder.getsockname()[1]}"
 
 
 def test_servers_json_names_each_state_and_reason(mock: Any, isolated_discovery: None, capsys) -> None:
@@ -75,3 +79,29 @@ def test_watch_prints_every_change_until_stopped() -> None:
     text = format_health(ServerHealth(url="http://a:1", state="healthy", reason=None, latency_ms=3.0, queue_size=1,
                                       version="12.60", models=("t2v",), gpu={"name": "RTX"}))
     assert "queue 1" in text and "gpu: name=RTX" in text and "3 ms" in text
+
+
+def test_servers_from_the_environment_list_and_watch(mock: Any, isolated_discovery: None, capsys,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidbridge.cli_servers as cli_servers
+
+    monkeypatch.setenv("VIDBRIDGE_WAN2GP_URL", f"{mock.url},{_dead_url()}")
+    real_watch = cli_servers.watch
+
+    def one_change(service: Any, *, stop: threading.Event, emit: Any) -> None:
+        def emit_then_stop(event: Any) -> None:
+            emit(event)
+            stop.set()
+
+        service.record_probe(service.snapshot()[0].url, None, "gone")  # a change the watch prints
+        real_watch(service, stop=stop, emit=emit_then_stop)
+
+    monkeypatch.setattr(cli_servers, "watch", one_change)
+    assert main(["servers", "--watch", "--interval", "0.05", "--json"]) == ExitCode.OK
+    out = capsys.readouterr().out.strip()
+    first, _ = json.JSONDecoder().raw_decode(out)
+    lines = out.splitlines()
+    assert [server["state"] for server in first["servers"]] == ["healthy"]  # discovery found the live one
+    assert json.loads(lines[-1])["event"] == "changed"
+    assert main(["servers", "--watch", "--interval", "0.05"]) == ExitCode.OK
+    assert "healthy" in capsys.readouterr().out
