@@ -184,8 +184,9 @@ def soak_kill_one(jobs: int, servers: int, job_timeout: float) -> dict[str, Any]
         client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4, ledger=None,
                                   connect_timeout=3.0, retry_attempts=2)
         session = client.connect([s.url for s in running], backend="wan2gp", interval=0.5)
+        # all jobs are submitted at once: a job's own timeout would count its wait in the local queue
         submitted = [session.submit(prompt=prompt, seed=i, frames=FRAMES, steps=STEPS, output_dir=out,
-                                    timeout=job_timeout, on_status=on_status) for i, prompt in enumerate(prompts)]
+                                    on_status=on_status) for i, prompt in enumerate(prompts)]
         with ended:
             ended.wait_for(lambda: count[0] >= jobs // 3, job_timeout)
         victim, victim_url = running[1], session.urls[1]
@@ -198,7 +199,7 @@ def soak_kill_one(jobs: int, servers: int, job_timeout: float) -> dict[str, Any]
         for job in submitted:
             outcome = Outcome(session.urls.index(job.server) if job.server else -1)
             try:
-                outcome.artifacts = job.result(timeout=job_timeout + 60)
+                outcome.artifacts = job.result(timeout=job_timeout * jobs)
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
             outcomes.append(outcome)
