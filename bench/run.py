@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     PYTHON,
+    PeakSampler,
     RssSampler,
     close_gradio_client,
     emit,
@@ -475,27 +476,6 @@ def bench_scale(jobs: int, servers: int = 4, steps: int = 10, step_delay: float 
 # -- pool -----------------------------------------------------------------------------------------
 
 
-class ThreadPeak:
-    """Samples ``threading.active_count()`` on its own thread until stopped; ``peak`` is the most."""
-
-    def __init__(self) -> None:
-        self.peak = threading.active_count()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, threading.active_count())
-
-    def __enter__(self) -> "ThreadPeak":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def bench_pool(jobs: int, servers: int = 4, steps: int = 10, step_delay: float = 0.1,
                per_server: int = 4) -> dict[str, Any]:
     import queue as queue_module
@@ -513,7 +493,7 @@ def bench_pool(jobs: int, servers: int = 4, steps: int = 10, step_delay: float =
         client = vidbridge.Client(cache_dir=fresh_dir("poolcache"), max_sessions=per_server, ledger=None)
         session = client.connect(urls, backend="wan2gp")
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        with ThreadPeak() as threads:
+        with PeakSampler(threading.active_count, 0.02) as threads:
             submitted = [session.submit(prompt=f"pool job {i}", seed=i, frames=17, steps=steps, output_dir=out)
                          for i in range(jobs)]
             failures = [f"{type(job.error).__name__}: {job.error}" for job in submitted
