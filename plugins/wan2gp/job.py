@@ -268,14 +268,16 @@ class Wan2GPJob:
             if self.session.server_down():
                 raise self._lost("the server went away before its output was read") from None
             # The server runs but its gallery did not answer in time: the output, if it was
-            # written, is still found under its own name (never regenerate what exists).
-            item = find_output(self.session, self.flow.output_stem, self.session.output_folders).item \
-                if self.flow.output_stem else None
-            if item is None:
+            # written, is still found under its own name (never regenerate what exists), and a
+            # name every candidate folder answered "no such file" for means: no output yet.
+            if not self.flow.output_stem:
                 raise
-            log.info("%s: %s: the gallery did not answer; found the output %s by its name",
-                     redact_url(self.session.url), self.job_id, item.path)
-            return [item]
+            lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders)
+            if lookup.item is None and not lookup.answered:
+                raise
+            log.info("%s: %s: the gallery did not answer; by its name the output is %s",
+                     redact_url(self.session.url), self.job_id, lookup.item.path if lookup.item else "not there")
+            return [lookup.item] if lookup.item else []
         known = self.pooled.gallery or set()
         return [item for item in after if item.path not in known]
 

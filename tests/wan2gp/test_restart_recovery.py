@@ -105,3 +105,45 @@ def test_restart_while_the_output_was_half_written_resubmits_once(
         counter = faults.read_counter(server.url)
         assert [(r["prompt"], r["outcome"]) for r in counter["runs"]] == [("cut while writing", "interrupted"),
                                                                           ("cut while writing", "completed")]
+
+
+def test_a_cut_stream_and_an_unanswered_gallery_before_the_task_ran_runs_it_once(
+        vidbridge_mock_subprocess_factory: Callable[..., Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak's next failure: ``process_tasks``' stream cut before it ran the task, then the
+    gallery read failing too. Every folder answers "no such file" for the job's name, so there is
+    no output yet: ``process_tasks`` is called again and runs the task, once."""
+    import concurrent.futures
+
+    from vidbridge import TransientServerError
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
+
+    server = vidbridge_mock_subprocess_factory()
+    real_gallery, real_submit = WanGPFlow.gallery, WanGPFlow.submit_tasks
+    calls = {"after": 0, "submit": 0}
+
+    def unanswered_once(self: Any, step: str) -> Any:
+        if "after" in step:
+            calls["after"] += 1
+            if calls["after"] == 1:
+                raise TransientServerError(f"{step}: HTTP 503 (retries exhausted)", endpoint=server.url)
+        return real_gallery(self, step)
+
+    def cut_before_running(self: Any) -> Any:
+        calls["submit"] += 1
+        if calls["submit"] > 1:
+            return real_submit(self)
+        cut: concurrent.futures.Future = concurrent.futures.Future()
+        cut.set_exception(ConnectionResetError("stream cut before the task ran"))
+        return cut
+
+    monkeypatch.setattr(WanGPFlow, "gallery", unanswered_once)
+    monkeypatch.setattr(WanGPFlow, "submit_tasks", cut_before_running)
+    with _client(tmp_path) as client:
+        session = client.connect(server.url, backend="wan2gp")
+        job = session.submit(prompt="cut then unanswered", seed=7, frames=17, steps=2,
+                             output_dir=tmp_path / "out", timeout=300)
+        [artifact] = job.result(timeout=300)
+        assert artifact.size > 0 and job.attempt == 1 and calls["submit"] == 2
+        counter = faults.read_counter(server.url)
+        assert [(r["prompt"], r["outcome"]) for r in counter["runs"]] == [("cut then unanswered", "completed")]
