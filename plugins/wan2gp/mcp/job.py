@@ -113,7 +113,8 @@ class McpJob:
         :raises InvalidRequestError: a field the model does not allow.
         """
         assert self.request is not None
-        form = plan(self.request, None)
+        form = plan(self.request, None if self.request.model or self.request.settings_file else
+                    self.session.default_model())
         defaults = self.session.model_info("wangp_get_default_settings", str(form.model))
         schema = self.session.model_info("wangp_get_model_schema", str(form.model))
         self.model = str(form.model)

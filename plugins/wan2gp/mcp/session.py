@@ -77,6 +77,22 @@ class McpSession:
             self._cache[key] = value
         return value
 
+    def default_model(self) -> str | None:
+        """The model of the server's default video template (what WanGP's agent uses when the
+        user names no model), cached; ``None`` when the server has none."""
+        with self._lock:
+            if ("template", "gen_video") in self._cache:
+                return self._cache[("template", "gen_video")]
+        try:
+            template = self.call("wangp_get_deepy_template_settings", {"tool_id": "gen_video", "template": "default"})
+            model = (template.get("settings") or {}).get("model_type")
+        except (ToolError, AttributeError):
+            model = None
+        model = model if isinstance(model, str) and model else None
+        with self._lock:
+            self._cache[("template", "gen_video")] = model
+        return model
+
     def upload(self, path: Path) -> str:
         """The gallery id of ``path`` on this server, uploading it the first time its content is seen.
 
