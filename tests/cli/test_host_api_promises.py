@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from vidbridge import Client, GenerationRequest, Phase
+from vidbridge import Client, GenerationRequest, JobCancelledError, Phase
 from vidbridge.plugins.mock_backend import faults
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,10 @@ def test_two_clients_on_one_server_each_keep_their_own_limit(mock: Any, tmp_path
 
 def test_a_hundred_awaited_jobs_leave_the_default_executor_free(tmp_path: Path) -> None:
     """Each ``await job.aresult()`` waits on the job's own event: with a 2-thread default executor
-    and 100 awaited jobs, an unrelated ``asyncio.to_thread`` call still runs before any job ends."""
+    and 100 awaited jobs, an unrelated ``asyncio.to_thread`` call still runs while every job runs.
+
+    The jobs are long (100 steps of 5 s) and end only when the test cancels them, so the order
+    does not depend on how fast the machine is."""
     events: list[str] = []
 
     async def main() -> None:
@@ -80,17 +83,21 @@ def test_a_hundred_awaited_jobs_leave_the_default_executor_free(tmp_path: Path) 
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=2))
         async with Client(max_sessions=200, cache_dir=tmp_path / "cache") as client:
             session = client.connect("http://example.invalid/promises")
-            request = GenerationRequest(prompt="slow", settings={"steps": 2, "step_delay": 0.5})
+            request = GenerationRequest(prompt="slow", settings={"steps": 100, "step_delay": 5.0})
             jobs = [await session.asubmit(request, output_dir=tmp_path / "out") for _ in range(100)]
 
             async def awaited(job: Any) -> None:
-                await job.aresult()
+                with pytest.raises(JobCancelledError):
+                    await job.aresult()
                 events.append("job")
 
             waiting = [asyncio.create_task(awaited(job)) for job in jobs]
             await asyncio.sleep(0)  # every awaiter is parked on its job now
             await asyncio.to_thread(lambda: None)
             events.append("to_thread")
+            assert not any(job.done() for job in jobs)
+            for job in jobs:
+                await job.acancel()
             await asyncio.gather(*waiting)
 
     asyncio.run(main())
