@@ -8,9 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import httpx
+
 from vidbridge import (
     hookimpl,
     Artifact,
+    AuthenticationError,
+    BackendError,
     CancelResult,
     ConnectOptions,
     Credentials,
@@ -28,7 +32,9 @@ from .fetch import fetch_outputs
 from .flow import prepare
 from .job import Wan2GPJob
 from .session import Wan2GPSession
+from .connection import headers_for
 from .mcp import job as mcp_job
+from .mcp.probe import probe_mcp
 from .mcp.session import McpSession
 
 __all__ = ["vidbridge_discover", "vidbridge_connect", "vidbridge_validate", "vidbridge_submit", "vidbridge_job_ref",
@@ -47,7 +53,28 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: Con
     face (``transport == "mcp"``). One attempt: the core retries connect."""
     if endpoint.transport == "mcp":
         return McpSession(endpoint, credentials, options)
-    return Wan2GPSession(endpoint, credentials, options)
+    if endpoint.transport in ("gradio", "mcp"):
+        return Wan2GPSession(endpoint, credentials, options)
+    # Not identified by discovery (a URL given with ``backend=``, a job reference's endpoint):
+    # a ``.../mcp`` URL is asked as MCP first; any other is the web UI unless it is not one.
+    if endpoint.url.rstrip("/").endswith("/mcp") and (found := _mcp_endpoint(endpoint, credentials, options)):
+        return McpSession(found, credentials, options)
+    try:
+        return Wan2GPSession(endpoint, credentials, options)
+    except AuthenticationError:
+        raise
+    except BackendError:
+        found = _mcp_endpoint(endpoint, credentials, options)
+        if found is None:
+            raise
+        return McpSession(found, credentials, options)
+
+
+def _mcp_endpoint(endpoint: Endpoint, credentials: Credentials, options: ConnectOptions) -> Endpoint | None:
+    """The endpoint of WanGP's MCP face at ``endpoint.url``, or ``None`` when none answers there."""
+    with httpx.Client(verify=options.verify_tls) as http:
+        found = probe_mcp(http, endpoint.url, timeout=options.connect_timeout, headers=headers_for(credentials))
+    return found.model_copy(update={"models": endpoint.models}) if found is not None and endpoint.models else found
 
 
 @hookimpl
