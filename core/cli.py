@@ -497,7 +497,8 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     if not endpoints:
         _say("no servers found (give one with --url)")
     for endpoint in endpoints:
-        state = f"{endpoint.backend} {endpoint.version or ''}".strip() if endpoint.healthy else endpoint.note
+        state = (f"{endpoint.backend} {endpoint.version or ''}".strip() + f" ({endpoint.transport})"
+                 if endpoint.healthy else endpoint.note)
         latency = f" {endpoint.latency_ms:.0f} ms" if endpoint.latency_ms is not None else ""
         print(f"{endpoint.url}  {state}{latency}  models: {len(endpoint.models)}")
     return ExitCode.OK
