@@ -48,3 +48,45 @@ def test_discover_names_the_face(mcp_server: Any, capsys: pytest.CaptureFixture[
     assert main(["discover", "--no-probe", "--timeout", "10", "--url", mcp_server.url]) == ExitCode.OK
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{mcp_server.url}  wan2gp") and "(mcp)" in line
+
+
+def _main_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    from vidbridge.cli import main
+
+    capsys.readouterr()
+    code = main([*args, "--json"])
+    return int(code), json.loads(capsys.readouterr().out)
+
+
+def test_models_show_availability(mcp_server: Any, capsys: pytest.CaptureFixture[str],
+                                  isolated_discovery: None) -> None:
+    from vidbridge.cli import main
+
+    code, document = _main_json(capsys, "models", "--url", mcp_server.url)
+    assert code == ExitCode.OK, document
+    assert "t2v_1.3B" in document["models"] and len(document["models"]) > 100  # more than one page
+    assert document["availability"]["t2v_1.3B"] == "available"
+    assert set(document["availability"].values()) <= {"available", "partial", "missing"}
+    assert set(document["models"]) == set(document["availability"])
+    assert main(["models", "--url", mcp_server.url]) == ExitCode.OK
+    assert "t2v_1.3B  available" in capsys.readouterr().out.splitlines()
+
+
+def test_models_lists_loras(mcp_server: Any, capsys: pytest.CaptureFixture[str], isolated_discovery: None) -> None:
+    from vidbridge.cli import main
+
+    folder = mcp_server.state_dir / "loras"
+    folder.mkdir(exist_ok=True)
+    (folder / "CausVid.safetensors").write_bytes(b"x")
+    code, document = _main_json(capsys, "models", "--url", mcp_server.url, "--loras", "t2v_1.3B")
+    assert code == ExitCode.OK and document["loras"] == ["CausVid.safetensors"], document
+    code, document = _main_json(capsys, "models", "--url", mcp_server.url, "--loras", "no_such_model")
+    assert code == ExitCode.USAGE and document["error"]["type"] == "InvalidRequestError", document
+    assert main(["models", "--url", mcp_server.url, "--loras", "t2v_1.3B"]) == ExitCode.OK
+    assert capsys.readouterr().out.strip() == "CausVid.safetensors"
+
+
+def test_loras_refused_on_a_face_that_cannot_list_them(capsys: pytest.CaptureFixture[str], isolated_discovery: None,
+                                                       vidbridge_mock: Any) -> None:
+    code, document = _main_json(capsys, "models", "--url", vidbridge_mock.url, "--loras", "t2v")
+    assert code == ExitCode.USAGE and "cannot list LoRAs" in document["error"]["message"], document

@@ -22,7 +22,9 @@ from ..connection import headers_for
 from .channel import Channel, ToolError
 from .probe import mcp_url
 
-__all__ = ["McpSession"]
+__all__ = ["McpSession", "AVAILABILITY_PAGE"]
+
+AVAILABILITY_PAGE = 100  # the most wangp_list_model_availability returns at once
 
 
 class McpSession:
@@ -92,6 +94,31 @@ class McpSession:
         with self._lock:
             self._cache[("template", "gen_video")] = model
         return model
+
+    def model_catalog(self) -> list[dict[str, Any]]:
+        """Every model of the server with its weights' availability, as WanGP reports it
+        (``wangp_list_model_availability``, read page by page): ``{"model", "availability",
+        "available"}`` with availability ``"available"``, ``"partial"`` or ``"missing"``."""
+        catalog: list[dict[str, Any]] = []
+        while True:
+            page = self.call("wangp_list_model_availability", {"limit": AVAILABILITY_PAGE, "offset": len(catalog)})
+            rows = [row for row in page if isinstance(row, dict)] if isinstance(page, list) else []
+            catalog += [{"model": str(row.get("model_type")), "availability": row.get("status"),
+                         "available": row.get("available")} for row in rows]
+            if len(rows) < AVAILABILITY_PAGE:
+                return catalog
+
+    def loras(self, model: str) -> list[str]:
+        """The LoRA files WanGP offers for ``model`` (``wangp_list_loras``).
+
+        :raises InvalidRequestError: the server does not know ``model``.
+        """
+        try:
+            answer = self.call("wangp_list_loras", {"model_type": model})
+        except ToolError as exc:
+            raise InvalidRequestError(f"model: {model!r} is not a model of this WanGP server ({exc.message})",
+                                      field="model", allowed="a model_type of `vidbridge models --url`") from None
+        return [str(name) for name in (answer.get("loras") or ())] if isinstance(answer, dict) else []
 
     def upload(self, path: Path) -> str:
         """The gallery id of ``path`` on this server, uploading it the first time its content is seen.
