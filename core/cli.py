@@ -527,8 +527,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                                                                          "(WanGP's MCP face)")
                     loras = list(lister(args.loras))
                 else:
-                    catalog = getattr(session.native, "model_catalog", None)
-                    rows = catalog() if callable(catalog) else []
+                    rows = session.native.model_catalog()  # the MCP face's sessions have it
                     availability = {row["model"]: row.get("availability") for row in rows}
                     models = models or list(availability)
     if loras is not None:

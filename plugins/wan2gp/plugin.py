@@ -73,8 +73,7 @@ def vidbridge_connect(endpoint: Endpoint, credentials: Credentials, options: Con
 def _mcp_endpoint(endpoint: Endpoint, credentials: Credentials, options: ConnectOptions) -> Endpoint | None:
     """The endpoint of WanGP's MCP face at ``endpoint.url``, or ``None`` when none answers there."""
     with httpx.Client(verify=options.verify_tls) as http:
-        found = probe_mcp(http, endpoint.url, timeout=options.connect_timeout, headers=headers_for(credentials))
-    return found.model_copy(update={"models": endpoint.models}) if found is not None and endpoint.models else found
+        return probe_mcp(http, endpoint.url, timeout=options.connect_timeout, headers=headers_for(credentials))
 
 
 @hookimpl

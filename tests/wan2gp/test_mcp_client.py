@@ -16,7 +16,8 @@ import pytest
 import vidbridge
 from vidbridge import InvalidRequestError, JobCancelledError, JobFailedError, NotAttachableError, Phase, RejectedError
 from vidbridge.plugins.mock_backend import faults
-from vidbridge.plugins.mock_backend.fixtures import vidbridge_mock_mcp, vidbridge_mock_mcp_server  # noqa: F401
+from vidbridge.plugins.mock_backend.fixtures import (  # noqa: F401
+    vidbridge_mock, vidbridge_mock_mcp, vidbridge_mock_mcp_server, vidbridge_mock_server)
 from vidbridge.plugins.wan2gp.mcp import job as mcp_job
 
 pytestmark = pytest.mark.integration
@@ -217,3 +218,12 @@ def test_connect_with_backend_named_finds_the_mcp_face(mock: Any, client: Any) -
     for url in (mock.url, mock.base_url.rstrip("/")):
         with client.connect(url, backend="wan2gp") as session:
             assert session.native.face == "mcp"
+
+
+def test_connect_with_backend_named_to_neither_face_fails(client: Any, vidbridge_mock: Any) -> None:
+    """A ``.../mcp`` URL where no MCP server answers, and no web UI either: the web UI's error."""
+    from vidbridge import BackendError
+
+    with pytest.raises(BackendError) as caught:
+        client.connect(vidbridge_mock.url.rstrip("/") + "/mcp", backend="wan2gp")
+    assert "404" in str(caught.value)
