@@ -89,29 +89,38 @@ def rss_bytes() -> int:
         return psutil.Process().memory_info().rss
 
 
-class RssSampler:
-    """Samples this process's RSS every ``interval`` s in a thread; ``peak`` is the highest seen."""
+class PeakSampler:
+    """Samples ``measure()`` every ``interval`` s in a thread; ``peak`` is the highest seen."""
 
-    def __init__(self, interval: float = 0.005) -> None:
+    def __init__(self, measure: Any, interval: float = 0.005) -> None:
+        self.measure = measure
         self.interval = interval
-        self.start_rss = rss_bytes()
-        self.peak = self.start_rss
+        self.start = measure()
+        self.peak = self.start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes())
+            self.peak = max(self.peak, self.measure())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> "PeakSampler":
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = max(self.peak, self.measure())
+
+
+class RssSampler(PeakSampler):
+    """This process's RSS, sampled; ``start_rss`` is the RSS when it was made."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        super().__init__(rss_bytes, interval)
+        self.start_rss = self.start
 
     @property
     def growth(self) -> int:

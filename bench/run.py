@@ -12,6 +12,9 @@ Figures (``{"vidbridge", "baseline", "ratio"}`` where a baseline applies; see be
 * ``download``          verified download of a big MP4-shaped file vs raw ``httpx.stream`` + write
 * ``status_call``       ``job.status()`` per call while a job runs, and network requests it made
 * ``scale``             N jobs over 4 servers: makespan vs the ideal schedule, client CPU per job
+* ``pool``              N jobs through one pool session over 4 servers (1 s generations): makespan vs
+                        the ideal schedule, client CPU per job beside raw gradio_client's for the same
+                        calls (same run, same servers), peak thread count
 * ``ledger``            all job-ledger writes of one job (ms) vs the same writes in memory (ledger_cost.py)
 * ``mcp``               WanGP's MCP face beside the Gradio face and raw gradio_client, one run: connect,
                         job overhead, client CPU per job, ``job.status()`` cost and status lag
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     PYTHON,
+    PeakSampler,
     RssSampler,
     close_gradio_client,
     emit,
@@ -48,7 +52,7 @@ from _common import (  # noqa: E402
 )
 
 FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "submit_latency", "scale",
-           "ledger", "mcp")
+           "pool", "ledger", "mcp")
 GC_KWARGS = dict(verbose=False, download_files=False, analytics_enabled=False)
 
 # -- connect --------------------------------------------------------------------------------------
@@ -626,6 +630,80 @@ def bench_mcp(gradio_url: str, mcp_url: str, reps: int, status_calls: int) -> di
     return figures
 
 
+# -- pool -----------------------------------------------------------------------------------------
+
+
+def bench_pool(jobs: int, servers: int = 4, steps: int = 10, step_delay: float = 0.1,
+               per_server: int = 4) -> dict[str, Any]:
+    import queue as queue_module
+
+    import gradio_client
+    import vidbridge
+    from baseline_gradio import BaselineFlow
+
+    generation = steps * step_delay
+    ideal = math.ceil(jobs / servers) * generation
+    out = fresh_dir("pool")
+    with mock_servers(servers, step_delay=step_delay) as running:
+        urls = [s.url.rstrip("/") for s in running]
+        # vidbridge: one pool session, every job submitted at once from this thread
+        client = vidbridge.Client(cache_dir=fresh_dir("poolcache"), max_sessions=per_server, ledger=None)
+        session = client.connect(urls, backend="wan2gp")
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        with PeakSampler(threading.active_count, 0.02) as threads:
+            submitted = [session.submit(prompt=f"pool job {i}", seed=i, frames=17, steps=steps, output_dir=out)
+                         for i in range(jobs)]
+            failures = [f"{type(job.error).__name__}: {job.error}" for job in submitted
+                        if job.wait(600).phase is not vidbridge.Phase.COMPLETED]
+        makespan = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        spread = {url: sum(1 for job in submitted if job.server == url) for url in session.urls}
+        session.close()
+        session.wait_closed(60)
+        client.close()
+        client.wait_closed(60)
+        # raw gradio_client, the same calls: per_server sessions per server (WanGP queues per
+        # session), each worker taking the next job of its server's queue
+        flows = [BaselineFlow(gradio_client.Client(url, **GC_KWARGS)) for url in urls for _ in range(per_server)]
+        work: list[queue_module.Queue[int]] = [queue_module.Queue() for _ in urls]
+        for i in range(jobs):
+            work[i % servers].put(i)
+        baseline_failures: list[str] = []
+
+        def worker(index: int) -> None:
+            flow, jobs_of = flows[index], work[index // per_server]
+            while True:
+                try:
+                    i = jobs_of.get_nowait()
+                except queue_module.Empty:
+                    return
+                try:
+                    flow.run(f"baseline job {i}", out, frames=17, steps=steps, seed=i)
+                except Exception as exc:  # counted, reported
+                    baseline_failures.append(f"{type(exc).__name__}: {exc}")
+
+        bcpu0, bwall0 = time.process_time(), time.perf_counter()
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(len(flows))]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        baseline_makespan = time.perf_counter() - bwall0
+        baseline_cpu = time.process_time() - bcpu0
+        for flow in flows:
+            close_gradio_client(flow.client)
+    log(f"pool makespan {makespan:.2f}s ideal {ideal:.2f}s cpu {cpu:.2f}s vs gradio_client {baseline_cpu:.2f}s "
+        f"({baseline_makespan:.2f}s) threads {threads.peak} failures {len(failures)}/{len(baseline_failures)}")
+    return {"vidbridge": round(makespan, 3), "baseline": round(ideal, 3), "ratio": round(makespan / ideal, 4),
+            "unit": "s (makespan vs ideal = ceil(jobs/servers) x steps x step_delay)", "target": "ratio <= 1.15",
+            "jobs": jobs, "servers": servers, "generation_seconds": generation, "per_server": per_server,
+            "client_cpu_ms_per_job": round(cpu * 1000 / jobs, 2),
+            "baseline_cpu_ms_per_job": round(baseline_cpu * 1000 / jobs, 2),
+            "baseline_makespan": round(baseline_makespan, 3), "peak_threads": threads.peak,
+            "peak_threads_per_100_jobs": round(threads.peak * 100 / jobs, 1), "spread": list(spread.values()),
+            "failed": len(failures), "failures": failures[:5], "baseline_failed": len(baseline_failures)}
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -667,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
         result["download"] = bench_download(size, reps=2 if quick else 3)
     if "scale" in wanted:
         result["scale"] = bench_scale(jobs=24 if quick else 100)
+    if "pool" in wanted:
+        result["pool"] = bench_pool(jobs=24 if quick else 100)
     if "ledger" in wanted:
         from ledger_cost import bench_ledger
 

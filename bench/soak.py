@@ -1,6 +1,7 @@
 """Soak test: many jobs against fake WanGP servers that misbehave.
 
     python bench/soak.py --jobs N [--servers S] [--json]
+    python bench/soak.py --jobs N --kill-one [--servers S] [--json]   # a pool; one server gone for good
 
 Each server (a SubprocessMockServer, step delay 0.01 s) injects, on every route (``/config``,
 ``/gradio_api/*`` including queue joins, result streams, heartbeats and file downloads):
@@ -13,10 +14,13 @@ and, once half of the jobs are done (with ``--jobs >= 20``), server 0 is killed 
 the same port (its generation counter is read just before).
 
 Every job has a unique prompt, so the servers' generation counters (``/mock_admin/counter``,
-``by_prompt``) show whether any job was generated more than once (``duplicates``). ``verified``
+``runs``) show whether any job's video was generated more than once (``duplicates``: a second
+*completed* generation of one prompt; a run the server's death interrupted wrote no video). ``verified``
 counts artifacts whose file re-hashes to the reported SHA-256 and decodes (PyAV) to the requested
 frame count; ``lost`` counts jobs that ended with neither an artifact nor an error.
-No job is resubmitted by this script: what it measures is vidbridge's own recovery.
+No job is resubmitted by this script: what it measures is vidbridge's own recovery (a job whose
+server restarted is found again by its output's name, or submitted once more by vidbridge itself
+as attempt 2 when it provably produced nothing: ``resubmitted`` counts those).
 """
 
 from __future__ import annotations
@@ -46,11 +50,12 @@ FAULTS = (
 
 
 class Outcome:
-    __slots__ = ("artifacts", "error", "server")
+    __slots__ = ("artifacts", "attempt", "error", "server")
 
     def __init__(self, server: int) -> None:
         self.artifacts: list[Any] = []
         self.error: str | None = None
+        self.attempt = 1
         self.server = server
 
 
@@ -68,7 +73,9 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
     started = time.perf_counter()
     with mock_servers(servers, step_delay=0.01, faults=FAULTS) as running:
         urls = [s.url.rstrip("/") for s in running]
-        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4)
+        # connect_timeout x retry_attempts is also how long a job waits for a restarted server:
+        # restarting a child mock server took up to 70 s on this shared 2-core machine.
+        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4, connect_timeout=30)
         sessions = []
         for url in urls:  # connect is retried by vidbridge; a few more tries here for the soak's faults
             for attempt in range(5):
@@ -91,6 +98,7 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
                 job = sessions[outcome.server].submit(prompt=prompts[i], seed=i, frames=FRAMES, steps=STEPS,
                                                       output_dir=out, timeout=job_timeout)
                 outcome.artifacts = job.result(timeout=job_timeout + 60)
+                outcome.attempt = job.attempt
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}"
             finally:
@@ -120,10 +128,29 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
         client.close()
     seconds = time.perf_counter() - started
 
-    runs: collections.Counter[str] = collections.Counter()
-    for snapshot in counters_before_restart + counters:
+    # The mock's counter survives its restart (as WanGP's outputs folder does): the final counter
+    # of server 0 already holds what it ran before; an older mock's forgetful counter does not.
+    snapshots = list(counters)
+    snapshots += [before for before in counters_before_restart if counters[0]["total"] < before["total"]]
+    return {**_tally(prompts, outcomes, snapshots), "seconds": round(seconds, 1),
+            "servers": servers, "capped_in_flight_per_server": 4 if cap else None, "faults": list(FAULTS),
+            "restart": restart_info}
+
+
+def _tally(prompts: list[str], outcomes: list[Outcome], snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of a soak from the jobs' outcomes and the servers' generation counters."""
+    runs: collections.Counter[str] = collections.Counter()  # generations started, per prompt
+    finished: collections.Counter[str] = collections.Counter()  # generations that wrote a video
+    outcomes_of: collections.Counter[str] = collections.Counter()
+    for snapshot in snapshots:
         runs.update({prompt: count for prompt, count in snapshot["by_prompt"].items()})
-    duplicates = sum(max(0, runs.get(p, 0) - 1) for p in prompts)
+        for run in snapshot.get("runs", []):
+            outcomes_of[run["outcome"]] += 1
+            if run["outcome"] == "completed":
+                finished[run["prompt"]] += 1
+    # A duplicate is a second finished video of one job. A run cut by the server's death (the
+    # mock replays it as ``interrupted``) produced none; its resubmission is not a duplicate.
+    duplicates = sum(max(0, finished.get(p, 0) - 1) for p in prompts)
     verified = 0
     problems: list[str] = []
     for i, outcome in enumerate(outcomes):
@@ -142,14 +169,71 @@ def soak(jobs: int, servers: int, restart: bool, job_timeout: float, workers: in
     messages = collections.Counter(o.error[:160] for o in outcomes if o.error)
     failed_but_generated = sum(1 for p, o in zip(prompts, outcomes) if o.error and runs.get(p, 0) > 0)
     return {
-        "jobs": jobs, "completed": completed, "failed": failed, "duplicates": duplicates,
-        "verified": verified, "lost": lost, "seconds": round(seconds, 1),
-        "servers": servers, "capped_in_flight_per_server": 4 if cap else None, "faults": list(FAULTS), "restart": restart_info,
-        "generations_total": sum(runs.values()), "failed_but_generated": failed_but_generated,
+        "jobs": len(prompts), "completed": completed, "failed": failed, "duplicates": duplicates,
+        "verified": verified, "lost": lost, "resubmitted": sum(1 for o in outcomes if o.attempt > 1),
+        "generations_total": sum(runs.values()), "generations_by_outcome": dict(outcomes_of), "failed_but_generated": failed_but_generated,
         "never_generated": sum(1 for p in prompts if runs.get(p, 0) == 0),
         "errors_by_type": dict(errors), "top_error_messages": dict(messages.most_common(8)),
         "verification_problems": problems[:10],
     }
+
+
+def soak_kill_one(jobs: int, servers: int, job_timeout: float) -> dict[str, Any]:
+    """``--kill-one``: all jobs through one pool session; once a third of them ended, one server is
+    drained (the jobs it accepted end there: they could not move, they may have produced output),
+    killed for good, and let back into the routing: the jobs sent to it before the pool notices
+    that it is dead fail to submit and move to the other servers. No HTTP faults in this mode."""
+    import vidbridge
+    from vidbridge.plugins.mock_backend import read_counter
+
+    out = fresh_dir("soak-kill")
+    tag = f"{time.time_ns():x}"
+    prompts = [f"soak {tag} job {i}" for i in range(jobs)]
+    ended = threading.Condition()
+    count = [0]
+
+    def on_status(status: Any) -> None:
+        if status.is_terminal:
+            with ended:
+                count[0] += 1
+                ended.notify_all()
+
+    started = time.perf_counter()
+    with mock_servers(servers, step_delay=0.01) as running:
+        client = vidbridge.Client(cache_dir=fresh_dir("soakcache"), max_sessions=4, ledger=None,
+                                  connect_timeout=3.0, retry_attempts=2)
+        session = client.connect([s.url for s in running], backend="wan2gp", interval=0.5)
+        # all jobs are submitted at once: a job's own timeout would count its wait in the local queue
+        submitted = [session.submit(prompt=prompt, seed=i, frames=FRAMES, steps=STEPS, output_dir=out,
+                                    on_status=on_status) for i, prompt in enumerate(prompts)]
+        with ended:
+            ended.wait_for(lambda: count[0] >= jobs // 3, job_timeout)
+        victim, victim_url = running[1], session.urls[1]
+        drained = session.drain(victim_url, timeout=job_timeout)
+        before_kill = read_counter(victim.url)
+        victim.kill()
+        log(f"killed server 1 at {victim_url} after {count[0]} jobs ended (drained: {drained})")
+        session.undrain(victim_url)
+        outcomes = []
+        for job in submitted:
+            outcome = Outcome(session.urls.index(job.server) if job.server else -1)
+            try:
+                outcome.artifacts = job.result(timeout=job_timeout * jobs)
+            except Exception as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+            outcomes.append(outcome)
+        counters = [read_counter(s.url) for s in running if s is not victim]
+        health = session.health.get(victim_url)
+        moved = sum(1 for job in submitted if job._moves)
+        session.close()
+        session.wait_closed(60)
+        client.close()
+    return {**_tally(prompts, outcomes, [before_kill, *counters]), "seconds": round(time.perf_counter() - started, 1),
+            "servers": servers, "killed": {"server": 1, "at_jobs_ended": jobs // 3, "drained": drained,
+                                           "generated_before_kill": before_kill["total"],
+                                           "state_after": health.state, "reason": health.reason,
+                                           "jobs_moved_after_a_failed_submit": moved},
+            "spread": [sum(1 for o in outcomes if o.server == n) for n in range(servers)]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,10 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cap", action="store_true",
                         help="do not cap jobs in flight per server at max_sessions (4); exposes the wan2gp "
                              "plugin's slot-wait bug (JobTimeoutError 'no free gradio session within None s')")
+    parser.add_argument("--kill-one", action="store_true",
+                        help="one pool session over the servers; one server is killed for good a third of the "
+                             "way through (no HTTP faults in this mode)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.kill_one:
+        emit(soak_kill_one(args.jobs, args.servers or 4, args.job_timeout), args.json)
+        return 0
     servers = args.servers or (4 if args.jobs >= 40 else 1)
     restart = not args.no_restart and args.jobs >= 20
     result = soak(args.jobs, servers, restart, args.job_timeout, workers=servers * 4, cap=not args.no_cap)

@@ -80,6 +80,14 @@ _EXPORTS: dict[str, str] = {
     "JobRecord": "ledger_records",
     "ArtifactRecord": "ledger_records",
     "AttemptRecord": "ledger_records",
+    # server pools
+    "PoolSession": "pool",
+    "HealthService": "health",
+    "ServerHealth": "health",
+    "HealthEvent": "health",
+    "RoutingPolicy": "routing",
+    "SoonestStart": "routing",
+    "Candidate": "routing",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -141,3 +149,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .manager import PluginManager, get_plugin_manager
     from .refs import JobRef, OutputRef
     from .session import Session
+    from .pool import PoolSession
+    from .health import HealthEvent, HealthService, ServerHealth
+    from .routing import Candidate, RoutingPolicy, SoonestStart

@@ -83,7 +83,8 @@ def _say(text: str) -> None:
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server and credentials")
-    group.add_argument("--url", action="append", default=[], help="server URL (repeatable for discover)")
+    group.add_argument("--url", action="append", default=[],
+                       help="server URL (repeatable: generate then uses them all as one pool)")
     group.add_argument("--username", help="login name (gradio auth)")
     group.add_argument(
         "--password", help="login password (prefer the VIDBRIDGE_PASSWORD environment variable: argv is visible)"
@@ -252,8 +253,10 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     generate.set_defaults(handler=_cmd_generate)
 
     from .cli_jobs import add_jobs_commands
+    from .cli_servers import add_servers_command
 
     add_jobs_commands(commands)
+    add_servers_command(commands)
 
     if plugin_manager is not None:
         # Each plugin separately: one that raises is reported by `vidbridge plugins` (like a load
@@ -446,12 +449,12 @@ def _check_generate_args(args: argparse.Namespace, manager: Any) -> tuple[Any, A
         raise args.usage_error
     request = request_from_args(args)
     credentials = credentials_from_args(args)
-    if len(args.url) > 1:
-        raise InvalidRequestError(f"--url given {len(args.url)} times: generate uses one server", field="url",
-                                  allowed="one --url")
     with field_labels({"url": "--url"}):
-        for url in args.url:
-            build(Endpoint, url=url)
+        urls = [build(Endpoint, url=url).url for url in args.url]
+    for url in set(urls):
+        if urls.count(url) > 1:  # several --url make a pool, where each server is listed once
+            raise InvalidRequestError(f"--url given {urls.count(url)} times for {url}: a pool lists each server "
+                                      "once", field="url", allowed="distinct --url values")
     _check_output_dir(args.output)
     if args.backend is not None and args.backend not in manager.backend_names():
         names = ", ".join(manager.backend_names()) or "none loaded"
@@ -553,12 +556,20 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _endpoint(args: argparse.Namespace, client: Any, manager: Any) -> Iterator[tuple[Any, bool]]:
-    """The endpoint to use: ``--url``, else a discovered one, else the embedded backend."""
+    """The endpoint to use: ``--url``, else a discovered one, else the embedded backend; a list of
+    URLs for a pool (``--url`` more than once, or several servers configured and found)."""
     credentials = credentials_from_args(args)
+    if len(args.url) > 1:
+        yield list(args.url), False
+        return
     if args.url:
         yield client.identify(args.url[0], credentials), False
         return
     found = [endpoint for endpoint in client.discover(credentials=credentials) if endpoint.healthy and endpoint.backend]
+    if len(found) > 1:
+        _say(f"using a pool of the {len(found)} servers found: {', '.join(endpoint.url for endpoint in found)}")
+        yield found, False
+        return
     if found:
         _say(f"using {found[0].backend} server found at {found[0].url}")
         yield found[0], False
@@ -582,12 +593,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         # every argument is refused here if bad: before any network call or embedded backend start
         request, credentials = _check_generate_args(args, manager)
         with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, embedded):
-            document.update(backend=endpoint.backend, endpoint=endpoint.url, embedded=embedded)
+            pooled = isinstance(endpoint, list)
+            document.update(backend=None if pooled else endpoint.backend, endpoint=None if pooled else endpoint.url,
+                            embedded=embedded)
             with client.connect(endpoint, credentials=credentials, backend=args.backend) as session:
                 with ProgressDisplay(enabled=not args.json) as display:
                     job = session.submit(request, output_dir=args.output, timeout=args.timeout,
                                          on_status=display.update, reuse=args.reuse)
                     document["job_id"] = job.id
+                    if pooled:  # the server it runs on, once placed (the ledger and job.ref name it)
+                        job.add_callback(lambda status: document.update(backend=job.ref.backend,
+                                                                        endpoint=job.ref.endpoint))
                     if not args.json:
                         _say(f"job {job.id} (vidbridge jobs show {job.id})")
                     try:

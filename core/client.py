@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -229,12 +229,16 @@ class Client:
 
     def connect(
         self,
-        target: str | Endpoint,
+        target: str | Endpoint | Sequence[str | Endpoint],
         *,
         credentials: Credentials | Mapping[str, Any] | None = None,
         backend: str | None = None,
+        **pool_options: Any,
     ) -> Session:
-        """Open a :class:`Session` to ``target`` (a URL or a discovered :class:`Endpoint`).
+        """Open a :class:`Session` to ``target`` (a URL or a discovered :class:`Endpoint`), or,
+        given a list of them, a :class:`~vidbridge.pool.PoolSession` over all of them (same API;
+        ``pool_options``: ``policy``, a :class:`~vidbridge.routing.RoutingPolicy`, and the
+        :class:`~vidbridge.health.HealthService` options; see :mod:`vidbridge.pool`).
 
         :param backend: the plugin to use; by default the one that recognises the server.
         :raises AuthenticationError: credentials missing or refused.
@@ -243,6 +247,14 @@ class Client:
         if self._closed:
             raise VidbridgeError("this vidbridge.Client is closed")
         creds = _credentials(credentials)
+        if not isinstance(target, (str, Endpoint)):
+            from .pool import connect_pool
+
+            pool = connect_pool(self, list(target), credentials=creds, backend=backend, **pool_options)
+            with self._lock:
+                self._sessions.append(pool)
+            pool.add_close_callback(lambda: self._forget(pool))
+            return pool
         # Their values are hidden in every log line until the session closes (or, left unclosed,
         # until the credentials are garbage-collected).
         secrets = register_credentials(creds, owner=creds)
@@ -467,19 +479,22 @@ class Client:
 
 
 def connect(
-    target: str | Endpoint,
+    target: str | Endpoint | Sequence[str | Endpoint],
     *,
     credentials: Credentials | Mapping[str, Any] | None = None,
     backend: str | None = None,
+    policy: Any = None,
     **client_options: Any,
 ) -> Session:
-    """Open a session with a private :class:`Client`, closed together with the session.
+    """Open a session with a private :class:`Client`, closed together with the session; a list
+    of targets gives a pool over them (:mod:`vidbridge.pool`; ``policy``: its routing policy).
 
     ``client_options`` are :class:`Client`'s keyword arguments.
     """
     client = Client(**client_options)
     try:
-        session = client.connect(target, credentials=credentials, backend=backend)
+        pool_options = {} if policy is None else {"policy": policy}
+        session = client.connect(target, credentials=credentials, backend=backend, **pool_options)
     except BaseException:
         client.close()
         raise

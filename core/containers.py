@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable
 
 from .errors import IntegrityError
 
-__all__ = ["check_container", "sniff_media_type", "KNOWN_MEDIA_TYPES"]
+__all__ = ["check_container", "check_stream", "sniff_media_type", "KNOWN_MEDIA_TYPES"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -217,13 +217,20 @@ def check_container(path: Path, media_type: str) -> None:
     must be a complete one (a truncated PNG fails even when labelled application/octet-stream);
     otherwise it passes, since there is nothing to check it against.
     """
-    kind = _normalise(media_type)
     with open(path, "rb") as stream:
-        checker = _CHECKERS.get(kind)
-        if checker is None:
-            sniffed = sniff_media_type(stream.read(16))
-            if sniffed not in _CHECKERS:  # unknown, or a type known by its first bytes only
-                return
-            kind, checker = sniffed, _CHECKERS[sniffed]
-            stream.seek(0)
-        checker(stream, path.stat().st_size, kind)
+        check_stream(stream, path.stat().st_size, media_type)
+
+
+def check_stream(stream: BinaryIO, size: int, media_type: str) -> None:
+    """:func:`check_container` for a seekable binary ``stream`` of ``size`` bytes (at offset 0):
+    a file not yet downloaded can be checked through a reader that fetches byte ranges, since
+    the checks read only a few small pieces."""
+    kind = _normalise(media_type)
+    checker = _CHECKERS.get(kind)
+    if checker is None:
+        sniffed = sniff_media_type(stream.read(16))
+        if sniffed not in _CHECKERS:  # unknown, or a type known by its first bytes only
+            return
+        kind, checker = sniffed, _CHECKERS[sniffed]
+        stream.seek(0)
+    checker(stream, size, kind)

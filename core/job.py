@@ -532,8 +532,12 @@ class Job:
             else:
                 self._attempt_number = 2
             self._record(self.status().evolve(phase=Phase.QUEUED, message=message))
-            self._submit()
+            self._resubmit()
             self._follow_backend()
+
+    def _resubmit(self) -> None:
+        """Submit attempt 2 (a pool's job first moves to another server: :mod:`vidbridge.pool`)."""
+        self._submit()
 
     def _submit(self) -> None:
         self._record(self.status().evolve(phase=Phase.QUEUED, queue_position=None, queue_size=None,

@@ -31,6 +31,9 @@ from .spec import EndpointSpec, Surface, load_surface
 
 COMPACT_COPIES = 3  # copies of each implemented function registered in the compact surface
 DECOYS_ENV = "VIDBRIDGE_MOCK_DECOYS"
+#: Comma-separated model families the model selector offers (e.g. ``wan,hunyuan``): a server
+#: without some models, for pool tests. Unset: every family of the recording.
+FAMILIES_ENV = "VIDBRIDGE_MOCK_FAMILIES"
 #: Same-named handlers with other signatures: function name -> (parameter names, output kinds).
 DECOYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "save_inputs": (("target", "prompt"), ()),
@@ -138,9 +141,14 @@ def build_app(backend: MockBackend) -> gr.Blocks:
         trigger = gr.Button(visible=False)
         built: dict[int, Any] = {}
 
+        families = {name.strip() for name in os.environ.get(FAMILIES_ENV, "").split(",") if name.strip()}
+
         def component(cid: int) -> Any:
             if cid not in built:
-                built[cid] = build_component(surface.components[cid], **overrides.get(cid, {}))
+                spec, extra = surface.components[cid], overrides.get(cid, {})
+                if families and spec.config.get("elem_id") == "family_list":
+                    extra = {**extra, "choices": [pair for pair in spec.choices if pair[1] in families]}
+                built[cid] = build_component(spec, **extra)
             return built[cid]
 
         decoys = DECOYS if os.environ.get(DECOYS_ENV, "").strip() not in ("", "0") else {}

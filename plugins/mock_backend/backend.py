@@ -38,7 +38,9 @@ class MockBackend:
 
     ``state_dir`` holds ``wgp_config.json`` (the remembered last model, which survives restarts
     like WanGP's) and ``settings/<model>.json`` (defaults overwritten by ``save_inputs`` with
-    ``target="settings"``); outputs go to ``output_dir`` (default ``state_dir/outputs``).
+    ``target="settings"``); outputs go to ``output_dir`` (default ``state_dir/outputs``), and
+    the generation counter to ``generations.jsonl``: like WanGP's outputs folder, both survive
+    a restart of the server on the same state folder.
     """
 
     options: BackendOptions
@@ -52,6 +54,7 @@ class MockBackend:
         self.output_dir = Path(opts.output_dir) if opts.output_dir else self.state_dir / "outputs"
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "settings").mkdir(parents=True, exist_ok=True)
+        self.ledger.persist_to(self.state_dir / "generations.jsonl")
         if opts.mcp:
             self.faults.default_routes = MCP_DEFAULT_ROUTES
         for spec in opts.faults:

@@ -24,7 +24,10 @@ Kinds (defaults in brackets):
 ``corrupt``        flip the bits of some bytes of the body, length unchanged     (route [file])
 ``slow``           trickle the body at ``rate`` bytes per second [65536]         (route [file])
 ``gen_error``      the generation raises gr.Error (``message``) after step ``after_step`` [1]
-``exit``           the server process exits (code ``code`` [3]) at step ``after_step`` [1]
+``exit``           the server process exits (code ``code`` [3]) at step ``after_step`` [1],
+                   before any output is written; with ``at=output`` right after the task's
+                   output file was written and counted, before any client could read it
+                   (gradio face only)
 ``busy``           a loaded server: the event of function ``fn`` (e.g. ``activate_status``)
                    starts running only ``seconds`` [1] after its call arrived (any copy)
 ``hostile_name``   file names in results become hostile: ``name`` = ``dotdot`` (``../x.mp4``),
@@ -35,7 +38,7 @@ Kinds (defaults in brackets):
 =================  ===========================================================================
 
 Examples: ``429:route=join,count=2,retry_after=3``, ``latency:seconds=0.2``,
-``truncate:count=1``, ``gen_error:after_step=2``, ``reset:route=upload,fraction=0.5``,
+``truncate:count=1``, ``gen_error:after_step=2``, ``exit:at=output,count=1``, ``reset:route=upload,fraction=0.5``,
 ``busy:fn=activate_status,seconds=2,count=1``.
 
 Admin routes (same server, loopback clients only, JSON; served by :mod:`.middleware`):
@@ -199,6 +202,8 @@ def fire_generation_faults(faults: Iterable[Fault], step: int, steps: int, *,
     (then an ``exit`` fault raises ``error`` instead of being silently lost).
     """
     for fault in faults:
+        if fault.params.get("at") in ("output", "writing"):
+            continue  # fire_output_faults' and fire_writing_faults' business
         # A fault set after the last step fires at the last step: it must not be lost.
         if step != min(int(fault.number("after_step", 1)), steps):
             continue
@@ -207,6 +212,33 @@ def fire_generation_faults(faults: Iterable[Fault], step: int, steps: int, *,
         if fault.kind == "exit":
             if exit_process is None:
                 raise error("exit fault ignored: this server may not end its process")
+            exit_process(int(fault.number("code", 3)))
+
+
+def fire_output_faults(faults: Iterable[Fault], *, exit_process: Any = None,
+                       error: type[Exception] = RuntimeError) -> None:
+    """Apply the ``exit:at=output`` faults once a task's output was written: the process ends
+    (``exit_process(code)``) before any client learnt of the output; where ending the process is
+    not allowed, ``error`` is raised instead."""
+    for fault in faults:
+        if fault.kind == "exit" and fault.params.get("at") == "output":
+            if exit_process is None:
+                raise error("exit fault ignored: this server may not end its process")
+            exit_process(int(fault.number("code", 3)))
+
+
+def fire_writing_faults(faults: Iterable[Fault], path: Any, *, exit_process: Any = None,
+                        error: type[Exception] = RuntimeError) -> None:
+    """Apply the ``exit:at=writing`` faults: the process ends while the output is half written.
+    The file at ``path`` is cut to half its size first, which is what a crash mid-write leaves
+    (an MP4 writer puts its ``moov`` index at the end, at close). The run is never finished: the
+    restarted server's counter replays it as ``interrupted``."""
+    for fault in faults:
+        if fault.kind == "exit" and fault.params.get("at") == "writing":
+            if exit_process is None:
+                raise error("exit fault ignored: this server may not end its process")
+            with open(path, "r+b") as stream:
+                stream.truncate(max(1, stream.seek(0, 2) // 2))
             exit_process(int(fault.number("code", 3)))
 
 

@@ -98,24 +98,56 @@ def exported_settings(params: dict[str, Any], model: Model) -> dict[str, Any]:
     return settings
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:\(([^)]*)\))?\}")
+_TEMPLATE_KEYS = {"seed": "seed", "resolution": "resolution", "num_inference_steps": "num_inference_steps",
+                  "steps": "num_inference_steps", "prompt": "prompt", "flow_shift": "flow_shift",
+                  "video_length": "video_length", "frames": "video_length", "guidance_scale": "guidance_scale",
+                  "cfg": "guidance_scale"}
+_TEMPLATE_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
+def _clean(text: str) -> str:
+    """WanGP's filename-template clean-up: unsafe characters to ``_``, runs of ``_``/spaces to one
+    ``_``, no leading or trailing ``_``."""
+    return re.sub(r"[_\s]+", "_", _TEMPLATE_UNSAFE.sub("_", text)).strip("_ ")
+
+
+def templated_stem(template: str, params: dict[str, Any], now: _dt.datetime) -> str:
+    """The file stem WanGP makes of an ``output_filename`` template (``{date}``, ``{seed}``,
+    ``{prompt(50)}``, ``{resolution}``, ``{steps}``, ``{frames}``, ``{cfg}``, ``{flow_shift}``;
+    literal text is kept), cut to 100 bytes. An unknown placeholder raises ValueError, as there."""
+    def value(match: re.Match[str]) -> str:
+        key, arg = match[1], match[2]
+        if key == "date":
+            return f"{now:%Y-%m-%d-%Hh%Mm%Ss}"
+        if key not in _TEMPLATE_KEYS:
+            raise ValueError(f"Unknown placeholder: {{{key}}}")
+        text = "" if params.get(_TEMPLATE_KEYS[key]) is None else str(params[_TEMPLATE_KEYS[key]])
+        if arg and arg.isdigit():
+            text = text[:int(arg)].rstrip()
+        return _clean(text)
+
+    stem = Path(_clean(_PLACEHOLDER.sub(value, template)) or f"{now:%Y-%m-%d-%Hh%Mm%Ss}").stem
+    return stem.encode("utf-8")[:100].decode("utf-8", "ignore").strip()
+
+
 def output_name(params: dict[str, Any], now: _dt.datetime, extension: str) -> str:
-    """``YYYY-MM-DD-HHhMMmSSs_seed<seed>_<prompt truncated>.<ext>``, or the form's
-    ``output_filename`` when set (reduced to a safe base name)."""
+    """WanGP's automatic ``YYYY-MM-DD-HHhMMmSSs_seed<seed>_<prompt>.<ext>``, or, when the form's
+    ``output_filename`` is set, the name its template gives (:func:`templated_stem`)."""
     custom = str(params.get("output_filename") or "").strip()
     if custom:
-        stem = _UNSAFE.sub("", Path(custom).stem).strip() or "output"
-        return f"{stem}.{extension}"
+        return f"{templated_stem(custom, params, now)}.{extension}"
     prompt = _UNSAFE.sub("", str(params["prompt"]).replace("\n", " ")).strip()[:50].strip()
     return f"{now:%Y-%m-%d-%Hh%Mm%Ss}_seed{params['seed']}_{prompt}.{extension}"
 
 
 def unique_path(folder: Path, name: str) -> Path:
-    """``folder/name``, with ``_2``, ``_3`` ... before the extension if it already exists."""
+    """``folder/name``, or WanGP's ``name(2).ext``, ``name(3).ext`` ... when it already exists."""
     path = folder / name
     counter = 1
     while path.exists():
         counter += 1
-        path = folder / f"{Path(name).stem}_{counter}{Path(name).suffix}"
+        path = folder / f"{Path(name).stem}({counter}){Path(name).suffix}"
     return path
 
 
@@ -148,9 +180,10 @@ def render(task: Task, model: Model, folder: Path, now: _dt.datetime,
                                            "resolution", "video_length", "num_inference_steps",
                                            "guidance_scale", "flow_shift", "sample_solver")}
     if model.rules.image:
-        path = unique_path(folder, output_name(task.params, now, "png"))
-        return write_image(path, content, width=width, height=height, media=media)
-    path = unique_path(folder, output_name(task.params, now, "mp4"))
+        name = output_name(task.params, now, "png")
+        return write_image(unique_path(folder, name), content, width=width, height=height, media=media)
+    name = output_name(task.params, now, "mp4")
+    path = unique_path(folder, name)
     frames = int(float(task.params["video_length"]))
 
     return write_video(path, content, width=width, height=height, frames=frames,

@@ -21,7 +21,8 @@ import gradio as gr
 from . import generation
 from .backend import MockBackend
 from .catalog import Model, base_models, finetunes, get_model, load_models
-from .faults import GENERATION_KINDS, HANDLER_KINDS, Fault, fire_generation_faults
+from .faults import (GENERATION_KINDS, HANDLER_KINDS, Fault, fire_generation_faults, fire_output_faults,
+                     fire_writing_faults)
 from .session import Session
 from .spec import Surface, load_surface
 
@@ -345,6 +346,7 @@ class Handlers:
             now = _dt.datetime.now()
             settings = generation.exported_settings(task.params, model)
             path = generation.render(task, model, self.backend.output_dir, now, settings)
+            fire_writing_faults(faults, path, exit_process=self.backend.allowed_exit, error=gr.Error)
         except gr.Error:
             self.backend.ledger.finish(run, "failed")
             raise
@@ -354,6 +356,7 @@ class Handlers:
         with session.changed:
             session.gallery.append((str(path), generation.gallery_caption(path)))
         self.backend.ledger.finish(run, "completed", str(path))
+        fire_output_faults(faults, exit_process=self.backend.allowed_exit, error=gr.Error)
         return False
 
     def _fire(self, faults: list[Fault], step: int, steps: int) -> None:

@@ -190,7 +190,8 @@ class SubprocessMockServer:
     (extra environment), ``startup_timeout`` and ``mcp`` (WanGP's MCP face; :attr:`url` is then
     ``http://host:port/mcp``, :attr:`base_url` the root). The URL is read from the child's first
     stdout line. :meth:`kill` ends it abruptly (SIGKILL), :meth:`restart` starts it again on the
-    same port and state folder, :meth:`stop` ends it politely (idempotent).
+    same port and state folder (its outputs folder and generation counter survive, as WanGP's
+    outputs folder does), :meth:`stop` ends it politely (idempotent).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, step_delay: float = 0.0,
@@ -203,7 +204,7 @@ class SubprocessMockServer:
         self.mcp = mcp
         self.python = python or sys.executable
         self._own_state_dir = state_dir is None
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="vidbridge-mock-"))
+        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="vidbridge-mock-")).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.state_dir / "server.log"
         auth_pair = parse_auth(auth)
@@ -239,8 +240,10 @@ class SubprocessMockServer:
         if self.process is not None and self.process.poll() is None:
             return self
         log = open(self.log_path, "ab")
+        # Run in the state folder, as WanGP runs in its own folder: its default outputs folder,
+        # ``outputs``, is then also reachable as a path relative to the server's working directory.
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log,
-                                        env=self.env, start_new_session=True)
+                                        env=self.env, start_new_session=True, cwd=self.state_dir)
         log.close()
         lines: "queue.Queue[str | None]" = queue.Queue()
         threading.Thread(target=_pump, args=(self.process.stdout, lines), daemon=True).start()

@@ -32,7 +32,7 @@ from .gallery import GalleryItem
 from .session import Wan2GPSession
 from .state import JobState
 
-__all__ = ["AttachedJob", "job_ref", "attach", "output_refs", "file_url", "status_from"]
+__all__ = ["AttachedJob", "job_ref", "attach", "output_refs", "file_url", "status_from", "probe", "served"]
 
 
 def file_url(session: Wan2GPSession, item: GalleryItem) -> str:
@@ -75,6 +75,7 @@ def job_ref(session: Wan2GPSession, handle: Any) -> dict[str, Any] | None:
         "session_hash": session_hash,
         "client_id": handle.client_id,
         "model": handle.model,
+        "output_stem": getattr(getattr(handle, "flow", None), "output_stem", None),
         "outputs": [{"path": item.path, "name": item.orig_name or item.path.rsplit("/", 1)[-1],
                      "size": item.size, "mime_type": item.mime_type} for item in handle.outputs()],
     }
@@ -142,7 +143,10 @@ def _named_outputs(ref: JobRef, shown: str) -> list[GalleryItem]:
     return items
 
 
-def _served(session: Wan2GPSession, item: GalleryItem) -> bool:
+def probe(session: Wan2GPSession, item: GalleryItem) -> bool | None:
+    """Whether the server serves ``item``'s file (one byte asked, with the session's auth): True,
+    False (the server answered that it has no such file: 4xx), or None (no answer that tells:
+    a transient 5xx, 429, 408 or a connection error)."""
     headers = headers_for(session.credentials)
     if session.server.cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in session.server.cookies.items())
@@ -151,8 +155,17 @@ def _served(session: Wan2GPSession, item: GalleryItem) -> bool:
         response = session.http.get(file_url(session, item), headers=headers,
                                     timeout=session.options.request_timeout)
     except httpx.HTTPError:
+        return None
+    if response.status_code in (200, 206):
+        return True
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
         return False
-    return response.status_code in (200, 206)
+    return None
+
+
+def served(session: Wan2GPSession, item: GalleryItem) -> bool:
+    """True when the server serves ``item``'s file (see :func:`probe`)."""
+    return probe(session, item) is True
 
 
 def attach(session: Wan2GPSession, ref: JobRef) -> AttachedJob:
@@ -171,7 +184,7 @@ def attach(session: Wan2GPSession, ref: JobRef) -> AttachedJob:
             "it can be followed only by the process that submitted it. Once it has finished, a "
             "reference taken then names its output files, which any session can download.",
             endpoint=shown, reason="session_bound")
-    missing = [item.orig_name or item.path for item in outputs if not _served(session, item)]
+    missing = [item.orig_name or item.path for item in outputs if not served(session, item)]
     if missing:
         raise NotAttachableError(f"{ref.job_id}: the server no longer serves {', '.join(missing)}",
                                  endpoint=shown, reason="unknown")

@@ -299,6 +299,14 @@ def session_hash(client: Any) -> str:
     return str(client.session_hash)
 
 
+def app_id(client: Any) -> str | None:
+    """The gradio ``app_id`` in the config a Client read at connect: random for every server
+    process, so a different one later means the server restarted. None when absent."""
+    config = getattr(client, "config", None)
+    value = config.get("app_id") if isinstance(config, dict) else None
+    return None if value is None else str(value)
+
+
 def stop_client(client: Any) -> None:
     """Stop a Client's heartbeat and thread pools without ``Client.close()``'s 1 s join. Never raises."""
     kill = getattr(client, "_kill_heartbeat", None)

@@ -39,6 +39,7 @@ from vidbridge import (
     RateLimitedError,
     RejectedError,
     TransientServerError,
+    TransportError,
     VidbridgeError,
 )
 from vidbridge.backend import redact_url, retrying
@@ -47,6 +48,7 @@ from . import compat
 from .api import ApiSurface, EndpointNotFound, Signature, update_value
 from .catalog import family_of
 from .errors import cancelled, translate
+from .recovery import output_stem
 from .gallery import GalleryFormatError, GalleryItem, parse_gallery
 from .payload import FormPlan, media_value, plan_form, validate_for_model
 
@@ -185,6 +187,8 @@ class WanGPFlow:
         self.pooled: PooledClient | None = None
         self.model: str | None = None
         self.settings_sent: dict[str, Any] = {}
+        #: The literal ``output_filename`` this job asks WanGP to name its output (None: not sent).
+        self.output_stem: str | None = None
         self.started_processing = False
         self.tasks_job: Any = None
         self.status_job: Any = None
@@ -237,12 +241,14 @@ class WanGPFlow:
         return cancelled(self.session.url, False)
 
     def step(self, step: str, api_name: str, *args: Any, before_queue: bool = True,
-             interruptible: bool = True) -> tuple[Any, list[str]]:
+             interruptible: bool = True, restart_when_exhausted: bool = True) -> tuple[Any, list[str]]:
         """An idempotent call, retried on transient errors (429 Retry-After honoured) within one
         request deadline; cancel ends the retries (``interruptible``).
 
         :raises Restart: ``before_queue`` and the server is down or has lost this gradio
-            session's state (it restarted): the caller continues on a fresh session.
+            session's state (it restarted), or (``restart_when_exhausted``) transient errors
+            outlasted the retries while the server runs: the caller continues on a fresh session
+            (nothing queued on this one can run: ``process_tasks`` is never called on it).
         :raises JobCancelledError: cancelled while waiting to retry.
         """
         options = self.session.options
@@ -265,6 +271,10 @@ class WanGPFlow:
             raise error from None
         except JobFailedError as exc:
             if before_queue and _RESTARTED in str(exc):
+                raise Restart(exc) from None
+            raise
+        except TransportError as exc:
+            if before_queue and restart_when_exhausted:
                 raise Restart(exc) from None
             raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -344,6 +354,14 @@ class WanGPFlow:
         values["target"] = "state"  # never "settings": that overwrites the server's saved defaults
         values["client_id"] = self.client_id
         values["mode"] = values.get("mode") or ""
+        if "output_filename" in plan.values or api.parameter(save, "output_filename") is None:
+            self.output_stem = None  # the user's own template, or a form without one: no name of ours
+        elif self.output_stem:
+            # Named from what is sent: a seed imported from a settings file names the file too.
+            seed = values.get("seed")
+            self.output_stem = output_stem(str(values.get("prompt") or ""), seed if isinstance(seed, int) else None,
+                                           token=self.output_stem.rsplit("_vb-", 1)[-1])
+            values["output_filename"] = self.output_stem
         for name, paths in plan.media.items():
             values[name] = media_value(api, save, name, paths)
         self.settings_sent = {k: v for k, v in values.items() if k not in plan.media and k != "target"}
@@ -447,8 +465,17 @@ class WanGPFlow:
         if self.pooled is None or not (self.offers("activate_status") and self.offers("status_feed")):
             return
         # Not interruptible: an activation that reached the server must be followed by process_tasks.
-        activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
-                                 interruptible=False)
+        try:
+            # Never abandoned for a fresh session on transient errors: the display it may have
+            # turned on is turned off only by this session's process_tasks.
+            activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
+                                     interruptible=False, restart_when_exhausted=False)
+        except TransportError as exc:
+            # Retries ran out while the server runs: the task is queued, so process_tasks still
+            # follows (it also turns off a display this call may have turned on). Only the
+            # progress feed is given up, never the job.
+            log.info("%s: no status feed: %s", self.job_id, exc)
+            return
         if activated is None:
             log.debug("%s: WanGP did not activate the status display", self.job_id)
             return

@@ -31,6 +31,7 @@ from vidbridge import (
     JobFailedError,
     JobStatus,
     Phase,
+    TransportError,
     VidbridgeError,
 )
 from vidbridge.backend import redact_url
@@ -41,6 +42,7 @@ from .errors import cancelled, translate
 from .feed import changes_for
 from .flow import Restart, WanGPFlow, prepare
 from .gallery import GalleryItem
+from .recovery import ServerGone, find_output, output_stem, recover, remember_folders
 from .session import PooledClient, Wan2GPSession
 from .state import JobSnapshot, JobState
 
@@ -64,6 +66,11 @@ class Wan2GPJob:
         self._wake = threading.Event()
         self.flow = WanGPFlow(session, job_id, self.client_id, wake=self._wake.set,
                               on_submitted=lambda: self.state.mark("submitted"))
+        # The output's own name on the server: how it is found after a restart (:mod:`.recovery`).
+        self.flow.output_stem = output_stem(request.prompt or "", request.seed)
+        #: The server process this job's task went to (gradio app_id), and whether it went away.
+        self.server_id = session.server_id
+        self.server_gone = False
         self._consumer: threading.Thread | None = None
         #: Set once the job is over on this side: outcome reported, WanGP's chain finished and the
         #: gradio session back in the pool (or closed).
@@ -173,18 +180,20 @@ class Wan2GPJob:
                 last_event = now
             self._wake.wait(stall - (now - last_event) + 0.01)
 
-    def _lost(self, what: str) -> BackendConnectionError:
+    def _lost(self, what: str) -> ServerGone:
         shown = redact_url(self.session.url)
-        return BackendConnectionError(
-            f"{shown}: {what}; this job's task and output were lost with the server's gradio "
-            "session (a restarted WanGP does not keep them)", endpoint=shown)
+        return ServerGone(f"{shown}: {what}", endpoint=shown)
 
     def _consume(self) -> None:
         """Follow ``process_tasks`` to its end, recover what a cut stream hides, collect outputs,
         report the outcome, then finish WanGP's chain before the gradio session is reused."""
         error: VidbridgeError | None = None
         try:
-            self._finish(self._follow())
+            try:
+                outputs = self._follow()
+            except ServerGone as gone:  # its output may be on the restarted server, under its name
+                outputs = recover(self, gone)
+            self._finish(outputs)
         except VidbridgeError as exc:
             error = exc
         except Exception as exc:  # never leave the job hanging; the error says what happened
@@ -208,7 +217,8 @@ class Wan2GPJob:
           one call of an endpoint at a time (concurrency limit 1), so a second call waits for a
           first one still running and then finds the queue empty.
         * The server is down (connection refused): the gradio session and the task are gone
-          with its process; the job fails with :class:`BackendConnectionError`.
+          with its process (:class:`~.recovery.ServerGone`; :func:`~.recovery.recover` looks
+          for the output on the restarted server).
         """
         flow = self.flow
         recoveries = 0
@@ -254,16 +264,25 @@ class Wan2GPJob:
         assert self.pooled is not None
         try:
             after = self.flow.gallery("reading the gallery after the job")
-        except BackendConnectionError:
+        except TransportError:
             if self.session.server_down():
                 raise self._lost("the server went away before its output was read") from None
-            raise
+            # The server runs but its gallery did not answer in time: the output, if it was
+            # written, is still found under its own name (never regenerate what exists).
+            item = find_output(self.session, self.flow.output_stem, self.session.output_folders).item \
+                if self.flow.output_stem else None
+            if item is None:
+                raise
+            log.info("%s: %s: the gallery did not answer; found the output %s by its name",
+                     redact_url(self.session.url), self.job_id, item.path)
+            return [item]
         known = self.pooled.gallery or set()
         return [item for item in after if item.path not in known]
 
     def _finish(self, outputs: list[GalleryItem]) -> None:
         assert self.pooled is not None
         self.pooled.gallery = (self.pooled.gallery or set()) | {item.path for item in outputs}
+        remember_folders(self.session, outputs)
         self.state.finish(outputs)
 
     def _fail(self, error: VidbridgeError) -> None:
@@ -281,7 +300,7 @@ class Wan2GPJob:
         if pooled is None:
             return
         pooled.finishing = True
-        gone = isinstance(error, BackendConnectionError)
+        gone = isinstance(error, BackendConnectionError) or self.server_gone
         broken = gone
         if self.flow.started_processing and not gone and not self.session.closed:
             broken = not self.flow.finish_chain()

@@ -128,6 +128,9 @@ class Wan2GPSession:
         self._own_http = options.http is None
         self.http = options.http or httpx.Client(verify=options.verify_tls)
         self.uploads = UploadCache()
+        #: Server folders this server's outputs were seen in (where a job's output is looked up by
+        #: its name after a restart: :mod:`.recovery`).
+        self.output_folders: list[str] = []
         self._lock = threading.Condition()
         self._idle: list[PooledClient] = []
         self._busy: set[PooledClient] = set()
@@ -138,6 +141,8 @@ class Wan2GPSession:
         self.server: ServerInfo = fetch_server_info(self.http, self.url, credentials,
                                                     timeout=options.connect_timeout, cache=self.api_cache)
         self.api = ApiSurface(self.server.info, self.server.config)
+        #: The gradio ``app_id`` of the server process last seen (new for every process).
+        self.server_id: str | None = None if self.server.config.get("app_id") is None else str(self.server.config["app_id"])
         self._refuse_unusable()
         # Open the first gradio session now: connect fails early on bad auth or a broken server.
         self._idle.append(self._new_client())

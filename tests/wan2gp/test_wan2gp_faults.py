@@ -109,7 +109,7 @@ def test_result_stream_cut_after_generation_recovers_from_the_gallery(mock: Any,
     monkeypatch.setattr(WanGPFlow, "submit_tasks", cut_after_generation)
     submitted.clear()
     [artifact], _ = run_job(session, _t2v("gallery recovery"), tmp_path, "g")
-    assert artifact.size > 0 and "gallery recovery" in artifact.path.name
+    assert artifact.size > 0 and "gallery_recovery" in artifact.path.name
     assert _runs(mock.url, "gallery recovery") == 1 and len(submitted) == 1  # read back, never re-run
 
 
@@ -144,3 +144,50 @@ def test_a_finished_output_survives_more_download_failures_than_one_retry_budget
     [artifact], _ = run_job(session, _t2v("download storm"), tmp_path, "d")
     assert artifact.size > 0 and not faults.list_faults(mock.url)
     assert _runs(mock.url, "download storm") == 1
+
+
+def test_a_status_feed_that_cannot_be_activated_costs_the_progress_not_the_job(
+        mock: Any, connect: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``activate_status`` refused past its retry budget (the soak's 429 storms) after the task
+    was queued: the job still runs its queue (``process_tasks``) and completes, once."""
+    from vidbridge import RateLimitedError
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
+
+    real = WanGPFlow.step
+    refused: list[str] = []
+
+    def refuse_activation(self: Any, step: str, *args: Any, **kwargs: Any) -> Any:
+        if step == "activating the status feed":
+            refused.append(step)
+            raise RateLimitedError(f"{step}: HTTP 429 (retries exhausted)", endpoint=mock.url)
+        return real(self, step, *args, **kwargs)
+
+    session = connect(mock.url, retry_attempts=2)
+    monkeypatch.setattr(WanGPFlow, "step", refuse_activation)
+    [artifact], _ = run_job(session, _t2v("no status feed"), tmp_path, "s")
+    assert refused and artifact.size > 0
+    assert _runs(mock.url, "no status feed") == 1
+
+
+def test_a_step_before_the_queue_that_outlasts_its_retries_continues_on_a_fresh_session(
+        mock: Any, connect: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak's last failures: ``save_inputs`` answering 502 on every retry (the server runs).
+    Nothing of the job can run on that gradio session yet, so the job continues on a fresh one
+    and completes, generated once."""
+    from vidbridge import TransientServerError
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
+
+    real = WanGPFlow.call
+    refused: list[int] = []
+
+    def refuse_the_first_session(self: Any, step: str, *args: Any, **kwargs: Any) -> Any:
+        if step == "saving the form" and len(refused) < self.attempts():
+            refused.append(id(self.pooled))
+            raise TransientServerError(f"{step}: HTTP 502", endpoint=mock.url)
+        return real(self, step, *args, **kwargs)
+
+    session = connect(mock.url, retry_attempts=2)
+    monkeypatch.setattr(WanGPFlow, "call", refuse_the_first_session)
+    [artifact], _ = run_job(session, _t2v("fresh session after 502s"), tmp_path, "f")
+    assert len(refused) == 2 and len(set(refused)) == 1  # every retry on the first session
+    assert artifact.size > 0 and _runs(mock.url, "fresh session after 502s") == 1
