@@ -16,6 +16,8 @@ Figures (``{"vidbridge", "baseline", "ratio"}`` where a baseline applies; see be
                         the ideal schedule, client CPU per job beside raw gradio_client's for the same
                         calls (same run, same servers), peak thread count
 * ``ledger``            all job-ledger writes of one job (ms) vs the same writes in memory (ledger_cost.py)
+* ``mcp``               WanGP's MCP face beside the Gradio face and raw gradio_client, one run: connect,
+                        job overhead, client CPU per job, ``job.status()`` cost and status lag
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from _common import (  # noqa: E402
 )
 
 FIGURES = ("connect_cold", "connect_warm", "job_overhead", "download", "status_call", "submit_latency", "scale",
-           "pool", "ledger")
+           "pool", "ledger", "mcp")
 GC_KWARGS = dict(verbose=False, download_files=False, analytics_enabled=False)
 
 # -- connect --------------------------------------------------------------------------------------
@@ -473,6 +475,161 @@ def bench_scale(jobs: int, servers: int = 4, steps: int = 10, step_delay: float 
             "failed": len(failures), "failures": failures[:5]}
 
 
+# -- the MCP face -----------------------------------------------------------------------------------
+
+
+def _three_way(reps: int, sides: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Each side once per repetition, the order rotated each time (as :func:`interleaved`, for three)."""
+    names = list(sides)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(reps):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            samples[name].append(sides[name]())
+    return samples
+
+
+def _summary(samples: dict[str, list[float]], unit: str, baseline: str = "raw_gradio_client", **extra: Any) -> dict[str, Any]:
+    """Median and minimum per side, and each side's median over the baseline's."""
+    base = median(samples[baseline])
+    figure: dict[str, Any] = {"unit": unit, "reps": len(samples[baseline]), **extra}
+    for name, values in samples.items():
+        figure[name] = {"median": round(median(values), 6), "min": round(min(values), 6), "max": round(max(values), 6),
+                        "ratio_to_" + baseline: round(median(values) / base, 4) if base else None}
+    return figure
+
+
+def bench_mcp(gradio_url: str, mcp_url: str, reps: int, status_calls: int) -> dict[str, Any]:
+    """The MCP face (``wgp.py --mcp``), the Gradio face and raw gradio_client in one run.
+
+    * ``connect``: a new session of a warm Client per repetition on each face (the MCP face: the
+      probe and the SDK's initialize), vs ``gradio_client.Client(url)``;
+    * ``job_overhead``: one t2v job (17 frames, 4 steps, step delay 0), submit to verified file,
+      vs baseline_gradio.py; ``cpu_ms_per_job``: this process's CPU time over the same jobs
+      (every thread: the MCP face polls, the Gradio face reads its SSE stream);
+    * ``status``: ``job.status()`` per call while a job infers (no network on either face), and on
+      the MCP face the lag from a step's event (its server timestamp) to the ``on_status`` callback
+      that shows it (the face pushes nothing: the client polls every ``POLL_INTERVAL``).
+    """
+    import gradio_client
+    import vidbridge
+    from baseline_gradio import BaselineFlow
+    from vidbridge.models import Phase
+    from vidbridge.plugins.mock_backend import set_options
+    from vidbridge.plugins.wan2gp.mcp.job import POLL_INTERVAL
+
+    out = fresh_dir("mcp")
+    client = vidbridge.Client(cache_dir=fresh_dir("mcpcache"))
+    figures: dict[str, Any] = {}
+    try:
+        def connect(url: str) -> Callable[[], float]:
+            def run() -> float:
+                start = time.perf_counter()
+                session = client.connect(url, backend="wan2gp")
+                seconds = time.perf_counter() - start
+                session.close()
+                return seconds
+            return run
+
+        def raw_connect() -> float:
+            start = time.perf_counter()
+            plain = gradio_client.Client(gradio_url, **GC_KWARGS)
+            seconds = time.perf_counter() - start
+            close_gradio_client(plain)
+            return seconds
+
+        connect(mcp_url)(), connect(gradio_url)(), raw_connect()  # warm-up, not measured
+        samples = _three_way(reps, {"mcp_face": connect(mcp_url), "gradio_face": connect(gradio_url),
+                                    "raw_gradio_client": raw_connect})
+        log(f"mcp connect {samples}")
+        figures["connect"] = _summary(samples, "s", note="a new session of the same warm Client per repetition")
+
+        mcp = client.connect(mcp_url, backend="wan2gp")
+        gradio = client.connect(gradio_url, backend="wan2gp")
+        plain = gradio_client.Client(gradio_url, **GC_KWARGS)
+        flow = BaselineFlow(plain)
+        counter = iter(range(10**9))
+        cpu: dict[str, list[float]] = {"mcp_face": [], "gradio_face": [], "raw_gradio_client": []}
+
+        def job(name: str, session: Any, **extra: Any) -> Callable[[], float]:
+            def run() -> float:
+                i = next(counter)
+                cpu0, start = time.process_time(), time.perf_counter()
+                artifacts = session.submit(prompt=f"bench job {i}", seed=i, output_dir=out, **JOB, **extra
+                                           ).result(timeout=120)
+                seconds = time.perf_counter() - start
+                cpu[name].append(time.process_time() - cpu0)
+                assert artifacts and artifacts[0].path.is_file()
+                return seconds
+            return run
+
+        def raw_job() -> float:
+            i = next(counter)
+            cpu0, start = time.process_time(), time.perf_counter()
+            path = flow.run(f"bench job {i}", out, frames=JOB["frames"], steps=JOB["steps"], seed=i)
+            seconds = time.perf_counter() - start
+            cpu["raw_gradio_client"].append(time.process_time() - cpu0)
+            assert path.is_file()
+            return seconds
+
+        sides = {"mcp_face": job("mcp_face", mcp, model="t2v_1.3B"), "gradio_face": job("gradio_face", gradio),
+                 "raw_gradio_client": raw_job}
+        for _ in range(2):  # first jobs select the model and fill caches: not measured
+            for run in sides.values():
+                run()
+        for values in cpu.values():
+            values.clear()
+        samples = _three_way(reps, sides)
+        log(f"mcp job_overhead {samples} cpu {cpu}")
+        figures["job_overhead"] = _summary(samples, "s", note=f"step_delay 0, {JOB['frames']} frames, "
+                                           f"{JOB['steps']} steps; connected clients")
+        figures["cpu_ms_per_job"] = {name: round(median(values) * 1000, 2) for name, values in cpu.items()}
+        close_gradio_client(plain)
+
+        status: dict[str, Any] = {"poll_interval_s": POLL_INTERVAL}
+        for name, session, url, extra in (("mcp_face", mcp, mcp_url, {"model": "t2v_1.3B"}),
+                                          ("gradio_face", gradio, gradio_url, {})):
+            set_options(url, step_delay=0.1)
+            seen: dict[int, float] = {}
+
+            def on_status(s: Any) -> None:
+                if s.step is not None and s.step not in seen:
+                    seen[s.step] = time.time()
+
+            try:
+                running = session.submit(prompt="bench status", frames=17, steps=60, seed=1, output_dir=out,
+                                         on_status=on_status, **extra)
+                for update in running.updates(timeout=60):
+                    if update.phase is Phase.INFERRING or update.is_terminal:
+                        break
+                batch, per_call = 1000, []
+                for _ in range(max(1, status_calls // batch)):
+                    start = time.perf_counter()
+                    for _ in range(batch):
+                        running.status()
+                    per_call.append((time.perf_counter() - start) / batch)
+                status[f"{name}_status_call_us"] = round(median(per_call) * 1e6, 4)
+                if name == "mcp_face":
+                    for update in running.updates(timeout=60):
+                        if update.is_terminal or (update.step or 0) >= 30:
+                            break
+                    record = mcp.native.call("wangp_get_job", {"job_id": running.ref.data["mcp_job"],
+                                                               "event_limit": 500})
+                    stamps = {e["data"]["current_step"]: e["timestamp"] for e in record["events"]
+                              if e.get("kind") == "progress" and isinstance(e.get("data"), dict)}
+                    lags = [seen[step] - stamps[step] for step in seen if step in stamps]
+                    status["mcp_face_step_lag_ms"] = {"median": round(median(lags) * 1000, 1),
+                                                      "max": round(max(lags) * 1000, 1), "steps": len(lags)}
+                running.cancel()
+                running.wait(60)
+            finally:
+                set_options(url, step_delay=0.0)
+        log(f"mcp status {status}")
+        figures["status"] = status
+    finally:
+        client.close()
+    return figures
+
+
 # -- pool -----------------------------------------------------------------------------------------
 
 
@@ -579,6 +736,10 @@ def main(argv: list[str] | None = None) -> int:
                 result["status_call"] = bench_status_call(url, calls=20_000 if quick else 200_000)
             if "submit_latency" in wanted:
                 result["submit_latency"] = bench_submit_latency(url, reps=20 if quick else 100)
+    if "mcp" in wanted:
+        with mock_servers(1, full_surface=True) as (gradio,), mock_servers(1, mcp=True) as (mcp,):
+            result["mcp"] = bench_mcp(gradio.url.rstrip("/"), mcp.url, reps=5 if quick else 15,
+                                      status_calls=20_000 if quick else 200_000)
     if "download" in wanted:
         size = (256 if quick else 1024) * 2**20
         result["download"] = bench_download(size, reps=2 if quick else 3)

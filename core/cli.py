@@ -214,8 +214,9 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     _add_json_argument(discover)
     discover.set_defaults(handler=_cmd_discover)
 
-    models = commands.add_parser("models", help="list the models a server offers")
+    models = commands.add_parser("models", help="list the models a server offers (with availability where it tells)")
     _add_connection_arguments(models)
+    models.add_argument("--loras", metavar="MODEL", help="list the LoRAs the server offers for MODEL instead")
     _add_json_argument(models)
     models.set_defaults(handler=_cmd_models)
 
@@ -500,7 +501,8 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     if not endpoints:
         _say("no servers found (give one with --url)")
     for endpoint in endpoints:
-        state = f"{endpoint.backend} {endpoint.version or ''}".strip() if endpoint.healthy else endpoint.note
+        state = (f"{endpoint.backend} {endpoint.version or ''}".strip() + f" ({endpoint.transport})"
+                 if endpoint.healthy else endpoint.note)
         latency = f" {endpoint.latency_ms:.0f} ms" if endpoint.latency_ms is not None else ""
         print(f"{endpoint.url}  {state}{latency}  models: {len(endpoint.models)}")
     return ExitCode.OK
@@ -509,15 +511,44 @@ def _cmd_discover(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from collections.abc import Mapping
 
+    from .errors import InvalidRequestError
+
     manager = args.plugin_manager
+    availability: dict[str, Any] = {}
+    loras: list[str] | None = None
     with _client(args, manager) as client, _endpoint(args, client, manager) as (endpoint, _embedded):
         models = list(endpoint.models)
+        if args.loras or endpoint.transport == "mcp":
+            # Optional methods of a plugin's session (wan2gp's MCP face has both): model_catalog()
+            # -> [{"model", "availability"}], loras(model) -> [names].
+            with client.connect(endpoint, credentials=credentials_from_args(args)) as session:
+                if args.loras:
+                    lister = getattr(session.native, "loras", None)
+                    if not callable(lister):
+                        raise InvalidRequestError(f"--loras: {endpoint.url} ({endpoint.transport}) cannot list LoRAs",
+                                                  field="loras", allowed="a server whose face lists LoRAs "
+                                                                         "(WanGP's MCP face)")
+                    loras = list(lister(args.loras))
+                else:
+                    rows = session.native.model_catalog()  # the MCP face's sessions have it
+                    availability = {row["model"]: row.get("availability") for row in rows}
+                    models = models or list(availability)
+    if loras is not None:
+        if args.json:
+            _emit_json({"endpoint": endpoint.url, "backend": endpoint.backend, "model": args.loras, "loras": loras})
+        else:
+            print("\n".join(loras) if loras else f"no LoRAs for {args.loras} on {endpoint.url}")
+        return ExitCode.OK
     if args.json:
         document: dict[str, Any] = {"endpoint": endpoint.url, "backend": endpoint.backend, "models": models}
         families = endpoint.details.get("families")
         if isinstance(families, Mapping):  # a plugin's model -> family mapping (wan2gp has one)
             document["families"] = dict(families)
+        if availability:  # where the face tells: available / partial / missing weights
+            document["availability"] = availability
         _emit_json(document)
+    elif availability:
+        print("\n".join(f"{model}  {availability.get(model) or 'unknown'}" for model in models))
     else:
         print("\n".join(models) if models else f"{endpoint.url} does not list its models")
     return ExitCode.OK

@@ -303,19 +303,21 @@ class Client:
             on_stop=lambda last: VidbridgeError("this vidbridge.Client was closed while connecting"),
         )(attempt)
         session = Session(self.plugin_manager, endpoint, native, poll_interval=self._poll_interval,
-                          slots=self._slot_queue(endpoint.url), ledger=self._ledger)
+                          slots=self._slot_queue(endpoint.url, endpoint.max_jobs), ledger=self._ledger)
         with self._lock:
             self._sessions.append(session)
         session.add_close_callback(lambda: self._forget(session))
         return session
 
-    def _slot_queue(self, url: str) -> SlotQueue:
+    def _slot_queue(self, url: str, max_jobs: int | None = None) -> SlotQueue:
         """The local queue of jobs to ``url``, shared by this client's sessions to it: at most
-        ``max_sessions`` of them run at once (each client has its own)."""
+        ``max_sessions`` of them run at once (each client has its own), fewer when the endpoint
+        declares ``max_jobs``."""
         with self._lock:
             queue = self._slots.get(url)
             if queue is None:
-                queue = self._slots[url] = SlotQueue(self._options.max_sessions)
+                limit = min(self._options.max_sessions, max_jobs or self._options.max_sessions)
+                queue = self._slots[url] = SlotQueue(limit)
             return queue
 
     def attach(

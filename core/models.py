@@ -198,6 +198,8 @@ class Endpoint(_Input):
     models: tuple[str, ...] = ()
     latency_ms: float | None = Field(None, description="Response time of the probe")
     queue_size: int | None = None
+    max_jobs: int | None = Field(None, ge=1, description="Jobs the server runs at once, when it has a limit "
+                                 "(WanGP's MCP face: 1); the client's local queue never runs more")
     note: str | None = Field(None, description="Why it is not usable, e.g. 'not Wan2GP'")
     details: Mapping[str, Any] = Field(default_factory=dict)
 

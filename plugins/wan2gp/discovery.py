@@ -38,7 +38,7 @@ from . import catalog
 from .connection import _http_get, headers_for, login
 
 __all__ = ["LOCAL_PORTS", "ENV_VAR", "PORTS_ENV_VAR", "probe_ports", "config_file", "configured_urls", "probe", "discover",
-           "is_wan2gp", "wangp_version", "model_choices", "server_models", "ServerModels"]
+           "probe_any", "is_wan2gp", "wangp_version", "model_choices", "server_models", "ServerModels"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -262,6 +262,21 @@ def probe(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, st
     )
 
 
+def probe_any(http: httpx.Client, url: str, *, timeout: float, headers: dict[str, str],
+              credentials: Credentials | None = None) -> Endpoint | None:
+    """The web UI's :func:`probe`, or WanGP's MCP face (:func:`.mcp.probe.probe_mcp`) where no
+    gradio ``/config`` answers; a ``.../mcp`` URL is asked as MCP first."""
+    from .mcp.probe import probe_mcp
+
+    if url.endswith("/mcp"):
+        return probe_mcp(http, url, timeout=timeout, headers=headers) or probe(
+            http, url, timeout=timeout, headers=headers, credentials=credentials)
+    found = probe(http, url, timeout=timeout, headers=headers, credentials=credentials)
+    if found is None or found.transport != "gradio":
+        return probe_mcp(http, url, timeout=timeout, headers=headers) or found
+    return found
+
+
 def discover(options: DiscoverOptions) -> list[Endpoint]:
     """Probe every candidate URL in parallel, within ``options.timeout`` in total."""
     candidates: list[str] = []
@@ -281,7 +296,7 @@ def discover(options: DiscoverOptions) -> list[Endpoint]:
     found: list[Endpoint] = []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(candidates)), thread_name_prefix="wan2gp-probe")
     try:
-        futures = {pool.submit(probe, options.http, url, timeout=per_probe, headers=headers,
+        futures = {pool.submit(probe_any, options.http, url, timeout=per_probe, headers=headers,
                                credentials=options.credentials): url for url in candidates}
         done, _ = concurrent.futures.wait(futures, timeout=options.timeout)
         for future in done:

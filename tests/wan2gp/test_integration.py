@@ -19,6 +19,7 @@ from vidbridge import (
     RejectedError,
 )
 from vidbridge.plugins.mock_backend import faults
+from vidbridge.plugins.mock_backend.fixtures import vidbridge_mock_mcp, vidbridge_mock_mcp_server  # noqa: F401
 from vidbridge.plugins.wan2gp import plugin
 
 from wan2gp_helpers import follow, run_job
@@ -117,9 +118,15 @@ def test_invalid_requests_are_refused_before_the_network(vidbridge_mock: Any, co
     assert faults.read_counter(vidbridge_mock.url) == before
 
 
-def test_cancel_during_generation(vidbridge_mock: Any, connect: Any) -> None:
-    faults.set_options(vidbridge_mock.url, step_delay=0.2)
-    session = connect(vidbridge_mock.url)
+@pytest.fixture(params=["gradio", "mcp"])
+def face_mock(request: pytest.FixtureRequest) -> Any:
+    """The mock's Gradio face or its MCP face (``.../mcp``): a scenario taking it runs on both."""
+    return request.getfixturevalue("vidbridge_mock" if request.param == "gradio" else "vidbridge_mock_mcp")
+
+
+def test_cancel_during_generation(face_mock: Any, connect: Any) -> None:
+    faults.set_options(face_mock.url, step_delay=0.2)
+    session = connect(face_mock.url)
     handle = plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="long", model="t2v", frames=17, steps=50),
                                      job_id="c")
     # wait for the generation to be running (an event from the status feed, not a sleep)
