@@ -36,6 +36,8 @@ and the tools below from here, never from the core's implementation modules (``v
 
 - :func:`download_verified` -- streamed to a temporary file in the destination, size/SHA-256/
   container checked, renamed atomically under a sanitised name, with a sidecar manifest.
+- :func:`check_stream` -- the same container check on any seekable binary stream, e.g. a reader
+  of byte ranges of a file still on the server (is an output whole, before downloading it?).
 
 **Secrets in logs**
 
@@ -45,6 +47,7 @@ and the tools below from here, never from the core's implementation modules (``v
 
 from __future__ import annotations
 
+from .containers import check_stream
 from .download import download_verified
 from .httperrors import raise_for_status, redact_url, retry_after_seconds, translate_http_error
 from .redaction import register_secrets
@@ -54,6 +57,7 @@ __all__ = [
     "Deadline",
     "StopSignal",
     "call_with_retry",
+    "check_stream",
     "download_verified",
     "is_retryable",
     "raise_for_status",

@@ -38,8 +38,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from vidbridge import BackendConnectionError, IntegrityError, JobLostError
-from vidbridge.containers import check_stream
-from vidbridge.backend import redact_url
+from vidbridge.backend import check_stream, redact_url
 
 from .gallery import GalleryItem
 
