@@ -210,7 +210,8 @@ def build_parser(plugin_manager: Any | None = None) -> argparse.ArgumentParser:
     discover = commands.add_parser("discover", help="find backend servers (given URLs and usual local ports)")
     _add_connection_arguments(discover)
     discover.add_argument("--no-probe", action="store_true", help="only check the given URLs")
-    discover.add_argument("--timeout", type=float, default=1.0, help="seconds for the whole search (default 1)")
+    discover.add_argument("--timeout", type=float, default=None,
+                          help=f"seconds for the whole search (default {DISCOVER_TIMEOUT:g}, or {DISCOVER_TIMEOUT_ENV_VAR})")
     _add_json_argument(discover)
     discover.set_defaults(handler=_cmd_discover)
 
@@ -489,11 +490,40 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+#: Seconds the search for servers may take when none is given (``discover``, and ``generate`` or
+#: ``models`` without ``--url``). Only a port that accepts a connection and answers slowly costs
+#: time: a busy WanGP can take over a second to serve its config.
+DISCOVER_TIMEOUT = 2.0
+DISCOVER_TIMEOUT_ENV_VAR = "VIDBRIDGE_DISCOVER_TIMEOUT"
+
+
+def discover_timeout(given: float | None) -> float:
+    """``given`` (``--timeout``), else ``VIDBRIDGE_DISCOVER_TIMEOUT``, else :data:`DISCOVER_TIMEOUT`.
+
+    :raises InvalidRequestError: the value is not a positive number of seconds.
+    """
+    from .errors import InvalidRequestError
+
+    field, raw = ("--timeout", given) if given is not None else (DISCOVER_TIMEOUT_ENV_VAR,
+                                                                    os.environ.get(DISCOVER_TIMEOUT_ENV_VAR))
+    if raw is None or raw == "":
+        return DISCOVER_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidRequestError(f"{field} must be a positive number of seconds, got {raw!r}", field=field,
+                                  allowed="a number of seconds greater than 0, e.g. 2")
+    return seconds
+
+
 def _cmd_discover(args: argparse.Namespace) -> int:
     manager = args.plugin_manager
     with _client(args, manager) as client:
         endpoints = client.discover(
-            args.url, probe_local=not args.no_probe, timeout=args.timeout, credentials=credentials_from_args(args)
+            args.url, probe_local=not args.no_probe, timeout=discover_timeout(args.timeout),
+            credentials=credentials_from_args(args)
         )
     if args.json:
         _emit_json({"endpoints": [endpoint.model_dump(mode="json") for endpoint in endpoints]})
@@ -565,7 +595,8 @@ def _endpoint(args: argparse.Namespace, client: Any, manager: Any) -> Iterator[t
     if args.url:
         yield client.identify(args.url[0], credentials), False
         return
-    found = [endpoint for endpoint in client.discover(credentials=credentials) if endpoint.healthy and endpoint.backend]
+    found = [endpoint for endpoint in client.discover(credentials=credentials, timeout=discover_timeout(None))
+             if endpoint.healthy and endpoint.backend]
     if len(found) > 1:
         _say(f"using a pool of the {len(found)} servers found: {', '.join(endpoint.url for endpoint in found)}")
         yield found, False

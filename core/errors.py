@@ -148,11 +148,18 @@ class BackendConnectionError(TransportError):
 
 
 class TransientServerError(TransportError):
-    """The server answered with a transient failure (HTTP 5xx, queue full). Retryable."""
+    """The server answered with a transient failure (HTTP 5xx, queue full). Retryable.
 
-    def __init__(self, message: str, *, endpoint: str | None = None, status_code: int | None = None) -> None:
+    ``status_code`` is the HTTP status, if there was one. ``busy`` is true when the server said
+    it is at capacity (its queue is full): it runs, and another session would be refused the
+    same way until its work drains.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, status_code: int | None = None,
+                 busy: bool = False) -> None:
         super().__init__(message, endpoint=endpoint)
         self.status_code = status_code
+        self.busy = busy
 
 
 class RateLimitedError(TransportError):

@@ -28,7 +28,7 @@ from vidbridge import (
 
 from .compat import AppError, GradioAuthenticationError, QueueError, TooManyRequestsError
 
-__all__ = ["translate", "OPAQUE_MARKER", "cancelled"]
+__all__ = ["translate", "OPAQUE_MARKER", "cancelled", "refuses_load"]
 
 #: gradio's text for an exception it does not show (``show_error=False``, WanGP's setting).
 OPAQUE_MARKER = "upstream Gradio app has raised an exception"
@@ -36,6 +36,12 @@ OPAQUE_MARKER = "upstream Gradio app has raised an exception"
 # Reveals nothing that should not be printed: gradio_client messages never contain our secrets,
 # but URLs may carry userinfo; strip it defensively.
 _USERINFO = re.compile(r"(https?://)[^/@\s]+@")
+
+
+def refuses_load(error: BaseException) -> bool:
+    """Whether ``error`` is the running server saying it is too busy (HTTP 429, a full queue):
+    waiting helps, a fresh gradio session does not, so its retries are the whole budget."""
+    return isinstance(error, RateLimitedError) or (isinstance(error, TransientServerError) and error.busy)
 
 
 def _clean(text: str) -> str:
@@ -67,7 +73,7 @@ def translate(exc: BaseException, *, endpoint: str, step: str) -> VidbridgeError
         return RateLimitedError(f"{where}: the server is rate limiting requests (HTTP 429)", endpoint=endpoint)
     if isinstance(exc, QueueError):
         return TransientServerError(f"{where}: the server's queue is full ({_clean(str(exc))})", endpoint=endpoint,
-                                    status_code=503)
+                                    status_code=503, busy=True)
     if isinstance(exc, httpx.HTTPError):
         # Our own and gradio_client's httpx failures: the core's one mapping (429 + Retry-After,
         # 5xx, 401/403, timeouts, network errors), with URLs redacted.

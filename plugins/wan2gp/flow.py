@@ -47,7 +47,7 @@ from vidbridge.backend import redact_url, retrying
 from . import compat
 from .api import ApiSurface, EndpointNotFound, Signature, update_value
 from .catalog import family_of
-from .errors import cancelled, translate
+from .errors import cancelled, refuses_load, translate
 from .recovery import output_stem
 from .gallery import GalleryFormatError, GalleryItem, parse_gallery
 from .payload import FormPlan, media_value, plan_form, validate_for_model
@@ -248,7 +248,9 @@ class WanGPFlow:
         :raises Restart: ``before_queue`` and the server is down or has lost this gradio
             session's state (it restarted), or (``restart_when_exhausted``) transient errors
             outlasted the retries while the server runs: the caller continues on a fresh session
-            (nothing queued on this one can run: ``process_tasks`` is never called on it).
+            (nothing queued on this one can run: ``process_tasks`` is never called on it). A
+            server that says it is too busy (429, a full queue) is not asked again on a fresh
+            session: ``retry_attempts`` stays the number of attempts of the call.
         :raises JobCancelledError: cancelled while waiting to retry.
         """
         options = self.session.options
@@ -274,7 +276,7 @@ class WanGPFlow:
                 raise Restart(exc) from None
             raise
         except TransportError as exc:
-            if before_queue and restart_when_exhausted:
+            if before_queue and restart_when_exhausted and not refuses_load(exc):
                 raise Restart(exc) from None
             raise
         raise AssertionError("unreachable")  # pragma: no cover

@@ -94,7 +94,7 @@ def test_plugins_text_lists_origin_hooks_and_load_errors(run: Any, monkeypatch: 
 
 
 def test_discover_json_with_an_explicit_url(run: Any, vidbridge_mock: Any) -> None:
-    code, out, _ = run("discover", "--json", "--no-probe", "--url", vidbridge_mock.url)
+    code, out, _ = run("discover", "--json", "--no-probe", "--url", vidbridge_mock.url, "--timeout", "30")
     assert code == ExitCode.OK
     [endpoint] = json.loads(out)["endpoints"]
     assert endpoint["url"] == _url(vidbridge_mock) and endpoint["backend"] == "wan2gp"
@@ -120,6 +120,21 @@ def test_discover_probes_the_configured_ports(run: Any, vidbridge_mock: Any, mon
     assert [e["url"] for e in json.loads(out)["endpoints"]] == [f"http://127.0.0.1:{vidbridge_mock.port}"]
 
 
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf"])
+def test_a_bad_discover_timeout_in_the_environment_is_a_usage_error(run: Any, value: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDBRIDGE_DISCOVER_TIMEOUT", value)
+    code, out, err = run("discover", "--no-probe")
+    assert code == ExitCode.USAGE and out == ""
+    assert "VIDBRIDGE_DISCOVER_TIMEOUT must be a positive number of seconds" in err and repr(value) in err
+
+
+def test_the_discover_timeout_flag_wins_over_the_environment(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDBRIDGE_DISCOVER_TIMEOUT", "soon")
+    code, _, err = run("discover", "--no-probe", "--timeout", "0.5")
+    assert code == ExitCode.OK and "no servers found" in err
+
+
 def test_discover_finding_nothing_says_so(run: Any) -> None:
     code, out, err = run("discover")
     assert code == ExitCode.OK and out == ""
@@ -139,6 +154,8 @@ def test_models_json_with_a_url(run: Any, vidbridge_mock: Any) -> None:
 
 def test_models_text_uses_a_discovered_server(run: Any, vidbridge_mock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDBRIDGE_WAN2GP_PROBE_PORTS", str(vidbridge_mock.port))
+    # a loaded machine can take more than the default 2 s to serve the mock's config
+    monkeypatch.setenv("VIDBRIDGE_DISCOVER_TIMEOUT", "30")
     code, out, err = run("models")
     assert code == ExitCode.OK
     assert "t2v" in out.splitlines()
