@@ -260,26 +260,34 @@ class Wan2GPJob:
                 raise cancelled(self.session.url, self.state.snapshot().server_stopped)
             flow.tasks_job = flow.submit_tasks()
 
+    #: Rounds of (gallery, then look-up by name) after a generation before its output is given up
+    #: on: a server under transient faults can leave both unanswered once.
+    OUTPUT_ROUNDS = 2
+
     def _new_outputs(self) -> list[GalleryItem]:
         assert self.pooled is not None
-        try:
-            after = self.flow.gallery("reading the gallery after the job")
-        except TransportError:
-            if self.session.server_down():
-                raise self._lost("the server went away before its output was read") from None
-            # The server runs but its gallery did not answer in time: the output, if it was
-            # written, is still found under its own name (never regenerate what exists), and a
-            # name every candidate folder answered "no such file" for means: no output yet.
-            if not self.flow.output_stem:
-                raise
-            lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders)
-            if lookup.item is None and not lookup.answered:
-                raise
-            log.info("%s: %s: the gallery did not answer; by its name the output is %s",
-                     redact_url(self.session.url), self.job_id, lookup.item.path if lookup.item else "not there")
-            return [lookup.item] if lookup.item else []
-        known = self.pooled.gallery or set()
-        return [item for item in after if item.path not in known]
+        for round_ in range(1, self.OUTPUT_ROUNDS + 1):
+            try:
+                after = self.flow.gallery("reading the gallery after the job")
+            except TransportError:
+                if self.session.server_down():
+                    raise self._lost("the server went away before its output was read") from None
+                # The server runs but its gallery did not answer in time: the output, if it was
+                # written, is still found under its own name (never regenerate what exists), and a
+                # name every candidate folder answered "no such file" for means: no output yet.
+                if not self.flow.output_stem:
+                    raise
+                lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders)
+                if lookup.item is None and not lookup.answered:
+                    if round_ < self.OUTPUT_ROUNDS and not self.flow.stop.is_set():
+                        continue  # unclear: neither answered; ask both again
+                    raise
+                log.info("%s: %s: the gallery did not answer; by its name the output is %s",
+                         redact_url(self.session.url), self.job_id, lookup.item.path if lookup.item else "not there")
+                return [lookup.item] if lookup.item else []
+            known = self.pooled.gallery or set()
+            return [item for item in after if item.path not in known]
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _finish(self, outputs: list[GalleryItem]) -> None:
         assert self.pooled is not None

@@ -191,3 +191,36 @@ def test_a_step_before_the_queue_that_outlasts_its_retries_continues_on_a_fresh_
     [artifact], _ = run_job(session, _t2v("fresh session after 502s"), tmp_path, "f")
     assert len(refused) == 2 and len(set(refused)) == 1  # every retry on the first session
     assert artifact.size > 0 and _runs(mock.url, "fresh session after 502s") == 1
+
+
+def test_a_gallery_and_a_look_up_both_unanswered_once_are_asked_again(
+        mock: Any, connect: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Soak N = 1,000: after a finished generation the gallery read ran out of retries and the
+    look-up by name got no telling answer either. Unclear is never "no output": both are asked
+    again, and the output is delivered, generated once."""
+    from vidbridge import BackendConnectionError
+    from vidbridge.plugins.wan2gp import job as job_module
+    from vidbridge.plugins.wan2gp.flow import WanGPFlow
+    from vidbridge.plugins.wan2gp.recovery import Lookup
+
+    real_gallery, real_find = WanGPFlow.gallery, job_module.find_output
+    calls: list[str] = []
+
+    def gallery_once_unanswered(self: Any, step: str) -> Any:
+        if "after" in step and "gallery" not in calls:
+            calls.append("gallery")
+            raise BackendConnectionError(f"{step}: connection reset (retries exhausted)", endpoint=mock.url)
+        return real_gallery(self, step)
+
+    def look_up_once_unclear(*args: Any, **kwargs: Any) -> Any:
+        if "look-up" not in calls:
+            calls.append("look-up")
+            return Lookup(None, False)
+        return real_find(*args, **kwargs)
+
+    monkeypatch.setattr(WanGPFlow, "gallery", gallery_once_unanswered)
+    monkeypatch.setattr(job_module, "find_output", look_up_once_unclear)
+    session = connect(mock.url)
+    [artifact], _ = run_job(session, _t2v("asked again"), tmp_path, "a")
+    assert calls == ["gallery", "look-up"] and artifact.size > 0
+    assert _runs(mock.url, "asked again") == 1
