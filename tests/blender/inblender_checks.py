@@ -267,17 +267,19 @@ def _():
 @check("unregister_leaves_no_thread")
 def _():
     addon_utils.disable("vidbridge_blender", default_set=True)
-    # gradio_client's heartbeat thread notices that its client closed only at its next beat
-    # (up to ~15 s later); every other thread must be gone at once.
-    others = [name for name in new_threads() if "_stream_heartbeat" not in name]
-    assert not others, others
+    # The add-on's own workers are joined by unregister. vidbridge releases backend sessions in
+    # the background (thread pools) and gradio_client's heartbeat thread notices that its client
+    # closed only at its next beat (up to ~15 s later): those must end within 25 s.
+    own = [name for name in new_threads() if name.startswith("vidbridge-blender")]
+    assert not own, own
+    lingering = new_threads()
     started = time.monotonic()
     while new_threads() and time.monotonic() < started + 25:
         time.sleep(0.2)  # the check's own patience: nothing of the add-on waits like this
     assert not new_threads(), new_threads()
     waited = time.monotonic() - started
     assert "vidbridge_blender" not in bpy.context.preferences.addons
-    return f"heartbeat threads ended {waited:.1f} s after unregister"
+    return f"{len(lingering)} vidbridge/gradio threads ended {waited:.1f} s after unregister: {sorted(set(lingering))}"
 
 
 write()

@@ -1,0 +1,113 @@
+"""The add-on in real Blender: the bpy wheel of 4.5 LTS (CPython 3.11), the newest bpy wheel
+(CPython 3.13) and Debian's blender (3.4, its own Python, through the legacy ``bl_info`` entry);
+plus a screenshot of the panels in a real window under Xvfb.
+
+Each variant is one Blender process that runs every check of ``inblender_checks.py`` and writes
+its results as JSON; the assertion names the checks that failed. A missing interpreter or
+``blender`` binary fails, unless ``VIDBRIDGE_SKIP_BLENDER=1`` (then it is skipped, with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import blender_provision as provision
+
+HERE = Path(__file__).resolve().parent
+CHECKS = HERE / "inblender_checks.py"
+SCREENSHOT = provision.ROOT / "hosts" / "blender" / "screenshot.py"
+SKIP = os.environ.get("VIDBRIDGE_SKIP_BLENDER") == "1"
+EXPECTED = {"import_is_cheap", "enable_addon", "preferences", "test_connection_health", "generate_operator",
+            "scripting_api", "cancel", "server_down_is_a_report", "invalid_request_is_a_report",
+            "jobs_survive_reopen_and_resume", "panels_registered", "unregister_leaves_no_thread"}
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mock_url(tmp_path_factory: pytest.TempPathFactory):
+    """A mock WanGP server in this process (the Blender processes get its URL)."""
+    from vidbridge.plugins.mock_backend.server import MockServer
+
+    with MockServer(port=0, step_delay=0.05, state_dir=tmp_path_factory.mktemp("blender-mock")) as server:
+        yield server.url
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # bound, then closed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(blender_futures, name: str) -> dict:
+    try:
+        return blender_futures[name].result(timeout=1800)
+    except provision.Missing as exc:
+        if SKIP:
+            pytest.skip(f"{name}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
+        pytest.fail(f"{name}: {exc}; install it, or set VIDBRIDGE_SKIP_BLENDER=1 to skip these tests")
+
+
+def _env(tmp: Path, **extra: str) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(VB_ADDON_DIR=str(provision.ROOT / "hosts" / "blender"), VB_TMP=str(tmp),
+               VIDBRIDGE_LEDGER=str(tmp / "ledger.sqlite3"), VIDBRIDGE_CACHE_DIR=str(tmp / "cache"),
+               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", **extra)
+    return env
+
+
+@pytest.mark.parametrize("variant", list(provision.VARIANTS))
+def test_addon_in_blender(variant: str, blender_futures, mock_url: str, tmp_path: Path) -> None:
+    """Every in-Blender check passes in this Blender variant."""
+    info = _environment(blender_futures, variant)
+    result = tmp_path / "result.json"
+    env = _env(tmp_path, VB_URL=mock_url, VB_DOWN_URL=f"http://127.0.0.1:{_closed_port()}",
+               VB_RESULT=str(result), VB_SITE=info["site"])
+    started = time.monotonic()
+    done = subprocess.run([*info["command"], str(CHECKS)], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    took = time.monotonic() - started
+    timing = {"variant": variant, "provision_s": info["provision_s"], "run_s": round(took, 1)}
+    (provision.BUILD / f"timing-{variant}.json").write_text(json.dumps(timing))
+    print(f"\nblender {variant}: provision {info['provision_s']} s, run {took:.1f} s", file=sys.stderr)
+    assert result.exists(), f"no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(result.read_text())
+    checks = report["checks"]
+    failed = {name: check["detail"] for name, check in checks.items() if not check["ok"]}
+    missing = EXPECTED - set(checks)
+    assert not failed and not missing, (
+        f"Blender {report.get('blender')} (Python {report.get('python')}): failed {sorted(failed)}, "
+        f"did not run {sorted(missing)}\n" + "\n".join(f"--- {k}\n{v}" for k, v in failed.items())
+        + f"\n--- stderr\n{done.stderr[-3000:]}")
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_panels_screenshot(blender_futures, tmp_path: Path) -> None:
+    """The panels draw in a real Blender window (Xvfb), without Python errors; a PNG is written."""
+    try:
+        _environment(blender_futures, "debian")
+        info = provision.xvfb_blender()
+    except provision.Missing as exc:
+        if SKIP:
+            pytest.skip(f"screenshot: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
+        pytest.fail(f"screenshot: {exc}; install them, or set VIDBRIDGE_SKIP_BLENDER=1 to skip")
+    png, report = tmp_path / "panels.png", tmp_path / "draws.json"
+    env = _env(tmp_path, VB_SITE=info["site"])
+    done = subprocess.run([*info["command"], str(SCREENSHOT), "--", str(png), str(report)], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert report.exists(), f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    draws = json.loads(report.read_text())
+    assert all(draws["draw_counts"][name] > 0 for name in ("connection", "generate", "jobs")), draws
+    assert not draws["errors"], draws["errors"]
+    assert "Traceback" not in done.stderr and "Error in" not in done.stderr, done.stderr[-3000:]
+    assert png.exists() and png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
