@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,15 +49,6 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def _environment(blender_futures, name: str) -> dict:
-    try:
-        return blender_futures[name].result(timeout=1800)
-    except provision.Missing as exc:
-        if SKIP:
-            pytest.skip(f"{name}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
-        pytest.fail(f"{name}: {exc}; install it, or set VIDBRIDGE_SKIP_BLENDER=1 to skip these tests")
-
-
 def _env(tmp: Path, **extra: str) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(VB_ADDON_DIR=str(provision.ROOT / "hosts" / "blender"), VB_TMP=str(tmp),
@@ -65,22 +57,48 @@ def _env(tmp: Path, **extra: str) -> dict:
     return env
 
 
-@pytest.mark.parametrize("variant", list(provision.VARIANTS))
-def test_addon_in_blender(variant: str, blender_futures, mock_url: str, tmp_path: Path) -> None:
-    """Every in-Blender check passes in this Blender variant."""
-    info = _environment(blender_futures, variant)
-    result = tmp_path / "result.json"
-    env = _env(tmp_path, VB_URL=mock_url, VB_DOWN_URL=f"http://127.0.0.1:{_closed_port()}",
+def _run_variant(variant: str, provisioned: Future, mock_url: str, tmp: Path) -> dict:
+    """Wait for the variant's environment, then run every in-Blender check in one process."""
+    info = provisioned.result(timeout=1800)
+    tmp.mkdir(parents=True, exist_ok=True)
+    result = tmp / "result.json"
+    env = _env(tmp, VB_URL=mock_url, VB_DOWN_URL=f"http://127.0.0.1:{_closed_port()}",
                VB_RESULT=str(result), VB_SITE=info["site"])
     started = time.monotonic()
     done = subprocess.run([*info["command"], str(CHECKS)], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path)
-    took = time.monotonic() - started
-    timing = {"variant": variant, "provision_s": info["provision_s"], "run_s": round(took, 1)}
+                          timeout=600, cwd=tmp)
+    timing = {"variant": variant, "provision_s": info["provision_s"], "run_s": round(time.monotonic() - started, 1)}
     (provision.BUILD / f"timing-{variant}.json").write_text(json.dumps(timing))
-    print(f"\nblender {variant}: provision {info['provision_s']} s, run {took:.1f} s", file=sys.stderr)
-    assert result.exists(), f"no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    report = json.loads(result.read_text())
+    report = json.loads(result.read_text()) if result.exists() else None
+    return {"done": done, "report": report, "timing": timing}
+
+
+@pytest.fixture(scope="module")
+def blender_runs(blender_futures, mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Variant -> the future of its run: all variants run at once (each mostly waits on the mock)."""
+    pool = ThreadPoolExecutor(max_workers=len(blender_futures), thread_name_prefix="blender-run")
+    runs = {name: pool.submit(_run_variant, name, future, mock_url, tmp_path_factory.mktemp(f"blender-{name}"))
+            for name, future in blender_futures.items()}
+    yield runs
+    pool.shutdown(wait=True)
+
+
+def _outcome(runs: dict, name: str) -> dict:
+    try:
+        return runs[name].result(timeout=2400)
+    except provision.Missing as exc:
+        if SKIP:
+            pytest.skip(f"{name}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
+        pytest.fail(f"{name}: {exc}; install it, or set VIDBRIDGE_SKIP_BLENDER=1 to skip these tests")
+
+
+@pytest.mark.parametrize("variant", list(provision.VARIANTS))
+def test_addon_in_blender(variant: str, blender_runs: dict) -> None:
+    """Every in-Blender check passes in this Blender variant."""
+    outcome = _outcome(blender_runs, variant)
+    done, report, timing = outcome["done"], outcome["report"], outcome["timing"]
+    print(f"\nblender {variant}: provision {timing['provision_s']} s, run {timing['run_s']} s", file=sys.stderr)
+    assert report is not None, f"no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     checks = report["checks"]
     failed = {name: check["detail"] for name, check in checks.items() if not check["ok"]}
     missing = EXPECTED - set(checks)
@@ -95,7 +113,7 @@ def test_addon_in_blender(variant: str, blender_futures, mock_url: str, tmp_path
 def test_panels_screenshot(blender_futures, tmp_path: Path) -> None:
     """The panels draw in a real Blender window (Xvfb), without Python errors; a PNG is written."""
     try:
-        _environment(blender_futures, "debian")
+        blender_futures["debian"].result(timeout=2400)
         info = provision.xvfb_blender()
     except provision.Missing as exc:
         if SKIP:
