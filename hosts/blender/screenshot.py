@@ -34,7 +34,8 @@ def finish(code):
 
     if REPORT:
         with open(REPORT, "w") as handle:
-            json.dump({"draw_counts": panels.draw_counts, "errors": errors, "png": PNG}, handle)
+            json.dump({"draw_counts": panels.draw_counts, "errors": errors, "png": PNG,
+                       "reported": state.get("reported", False)}, handle)
     print(f"vidbridge screenshot: {PNG} draws={panels.draw_counts} errors={len(errors)}")
     sys.stdout.flush()
     os._exit(code)  # quit at once: the window's own shutdown is not what is being tested
@@ -42,7 +43,7 @@ def finish(code):
 
 def demo_scene():
     """Demo data: a server's health row and three jobs in different phases."""
-    from vidbridge_blender import lifecycle, prefs
+    from vidbridge_blender import lifecycle, prefs, pump
 
     url = prefs.DEFAULT_URL
     lifecycle.health[url] = {"url": url, "reachable": True, "backend": "wan2gp", "version": "12.60",
@@ -51,6 +52,7 @@ def demo_scene():
     inputs = scene.vidbridge_inputs
     inputs.prompt, inputs.frames, inputs.seed, inputs.resolution = "a paper boat on a rainy street", 81, 7, "832x480"
     rows = [("city lights at dusk", "completed", {}),  # oldest first: the panel lists the newest first
+            ("a lighthouse in fog", "failed", {}),
             ("a red fox in snow", "queued", dict(queue_position=1)),
             ("a paper boat on a rainy street", "inferring", dict(step=12, total_steps=30, eta=41))]
     for prompt, phase, extra in rows:
@@ -58,6 +60,9 @@ def demo_scene():
         entry.token, entry.job_id, entry.prompt, entry.phase = f"vb-demo{len(scene.vidbridge_jobs)}", "job-3f2a9c1b7d4e", prompt, phase
         for key, value in extra.items():
             setattr(entry, key, value)
+        if phase == "failed":  # through the add-on's own report path, as a failing job would
+            state["reported"] = pump.report("job-3f2a9c1b7d4e failed: BackendConnectionError: cannot use "
+                                            "http://127.0.0.1:7861: connection refused", entry=entry)
 
 
 def sequencer():

@@ -127,5 +127,6 @@ def test_panels_screenshot(blender_futures, tmp_path: Path) -> None:
     draws = json.loads(report.read_text())
     assert all(draws["draw_counts"][name] > 0 for name in ("connection", "generate", "jobs")), draws
     assert not draws["errors"], draws["errors"]
+    assert draws["reported"], "a job's error did not become a Blender report in the window"
     assert "Traceback" not in done.stderr and "Error in" not in done.stderr, done.stderr[-3000:]
     assert png.exists() and png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

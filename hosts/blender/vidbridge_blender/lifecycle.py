@@ -4,7 +4,6 @@ timer, the file-load handler, the latest server health and the errors shown to t
 from __future__ import annotations
 
 import logging
-import os
 
 import bpy
 from bpy.app.handlers import persistent
@@ -28,8 +27,7 @@ def runner():
     if _state["runner"] is None:
         from .runner import Runner
 
-        ledger = os.environ.get("VIDBRIDGE_BLENDER_LEDGER") or "default"
-        _state["runner"] = Runner(ledger=ledger)
+        _state["runner"] = Runner()  # vidbridge's job ledger: VIDBRIDGE_LEDGER, else the user's
     return _state["runner"]
 
 

@@ -18,9 +18,9 @@ log = logging.getLogger("vidbridge.blender")
 MAX_ERRORS = 20
 
 
-def report(message: str, level: str = "ERROR", entry: Any = None) -> None:
+def report(message: str, level: str = "ERROR", entry: Any = None) -> bool:
     """Tell the artist: stored on the job entry, kept for the panel, logged, and shown as a
-    Blender report (the info bar; stderr in background mode)."""
+    Blender report (the info bar; stderr in background mode). True when a report was shown."""
     if entry is not None and level == "ERROR":
         entry.error = message
     if level == "ERROR":
@@ -29,11 +29,14 @@ def report(message: str, level: str = "ERROR", entry: Any = None) -> None:
     log.log(logging.ERROR if level == "ERROR" else logging.INFO, "vidbridge: %s", message)
     if bpy.app.background:
         print(f"vidbridge {level}: {message}", file=sys.stderr)
-        return
+        return True
     try:
-        bpy.ops.vidbridge.report_message("EXEC_DEFAULT", message=message, level=level)
+        return bpy.ops.vidbridge.report_message("EXEC_DEFAULT", message=message, level=level) == {"FINISHED"}
+    except RuntimeError:  # called from Python, Blender raises the ERROR report it just made
+        return True
     except Exception:  # noqa: BLE001 - no window to report to (e.g. while a file loads): it is stored
         log.debug("report operator unavailable", exc_info=True)
+        return False
 
 
 def _redraw() -> None:
