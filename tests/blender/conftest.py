@@ -4,7 +4,6 @@ ends, so their downloads overlap the rest of the suite; the Blender tests themse
 from __future__ import annotations
 
 import os
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ def _ours(item: pytest.Item) -> bool:
     return HERE in Path(str(item.fspath)).resolve().parents
 
 
+@pytest.hookimpl(trylast=True)  # after any other reordering
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:  # noqa: D103 - pytest hook
     items.sort(key=_ours)  # stable: everything else keeps its order, the Blender tests go last
 

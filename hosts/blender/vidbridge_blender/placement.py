@@ -50,7 +50,8 @@ def strip_name(prompt: str) -> str:
 def _tag(strip: Any, entry: Any, artifact: Any) -> None:
     strip["vidbridge_job_id"] = entry.job_id
     strip["vidbridge_token"] = entry.token
-    strip["vidbridge_seed"] = int(getattr(artifact.provenance, "seed", None) or entry.seed)
+    seed = getattr(artifact.provenance, "seed", None)  # the seed the backend used (0 is a seed)
+    strip["vidbridge_seed"] = int(entry.seed if seed is None else seed)
     strip["vidbridge_model"] = str(getattr(artifact.provenance, "model", None) or entry.model or "")
     strip["vidbridge_sha256"] = artifact.sha256
     strip["vidbridge_manifest"] = paths.strip_path(str(artifact.manifest_path)) if artifact.manifest_path else ""

@@ -51,6 +51,7 @@ class Runner:
         self._lock = threading.Lock()
         self._client: Any = None
         self._sessions: dict[tuple, Any] = {}
+        self._connecting: dict[tuple, threading.Lock] = {}  # one connect at a time per server
         self._jobs: dict[str, Any] = {}       # token -> vidbridge Job
         self._cancel_wanted: set[str] = set()  # cancelled before the job existed
         self._threads: set[threading.Thread] = set()
@@ -107,13 +108,16 @@ class Runner:
     def _session(self, url: str, credentials: dict) -> Any:
         key = (url, tuple(sorted((k, hash(v)) for k, v in credentials.items())))
         with self._lock:
-            session = self._sessions.get(key)
-        if session is not None and not session.closed:
+            connecting = self._connecting.setdefault(key, threading.Lock())
+        with connecting:  # two jobs queued at once share one session instead of opening two
+            with self._lock:
+                session = self._sessions.get(key)
+            if session is not None and not session.closed:
+                return session
+            session = self.client().connect(url, credentials=credentials or None)
+            with self._lock:
+                self._sessions[key] = session
             return session
-        session = self.client().connect(url, credentials=credentials or None)
-        with self._lock:
-            self._sessions[key] = session
-        return session
 
     def _forget_session(self, url: str) -> None:
         with self._lock:
@@ -152,7 +156,11 @@ class Runner:
         """Follow a ledger job again (``Client.resume``) on a worker thread. Returns at once."""
         with self._lock:
             self._open.add(token)
-        self._spawn(f"resume-{token}", self._run_resume, token, job_id, output_dir, credentials)
+        try:
+            self._spawn(f"resume-{token}", self._run_resume, token, job_id, output_dir, credentials)
+        except RuntimeError:
+            self.landed(token)
+            raise
 
     def _run_resume(self, token: str, job_id: str, output_dir: str, credentials: dict) -> None:
         try:
