@@ -198,6 +198,12 @@ def _():
     entry = next(e for e in scene.vidbridge_jobs if e.token == token)
     wait_for(lambda: entry.step >= 1 or entry.phase in ("completed", "failed", "cancelled"), 60, vb)
     assert entry.phase not in ("completed", "failed", "cancelled"), (entry.phase, entry.error, entry.message)
+    from vidbridge_blender import lifecycle  # while it runs, the ledger lists it as unfinished
+
+    assert bpy.ops.vidbridge.refresh_ledger() == {"FINISHED"}
+    wait_for(lambda: any(row["id"] == entry.job_id for row in lifecycle.ledger_rows), 30, vb)
+    row = next(row for row in lifecycle.ledger_rows if row["id"] == entry.job_id)
+    assert row["prompt"] == "a very long shot", row
     assert bpy.ops.vidbridge.cancel(job_id=token) == {"FINISHED"}
     assert vb.run_pending(timeout=60) is False
     assert entry.phase == "cancelled", (entry.phase, entry.error)
@@ -254,6 +260,27 @@ def _():
     entry = next(e for e in bpy.context.scene.vidbridge_jobs if e.token == state["first"])
     strip = next(s for s in strips_of(bpy.context.scene) if s.name == entry.strip_name)
     assert strip.frame_final_duration == 17 and strip.frame_start == 10
+    return strip.name
+
+
+@check("resume_a_ledger_job_not_in_the_file")
+def _():
+    import vidbridge_blender as vb
+    from vidbridge_blender import lifecycle
+
+    scene = bpy.context.scene
+    done = next(e for e in scene.vidbridge_jobs if e.phase == "completed" and e.token != state["first"])
+    job_id, prompt = done.job_id, done.prompt
+    scene.vidbridge_jobs.remove(list(scene.vidbridge_jobs).index(done))  # as if another file had run it
+    # The listing refresh_ledger makes (Client.jobs): here the row of that job.
+    lifecycle.ledger_rows[:] = [{"id": job_id, "status": "completed", "endpoint": URL, "prompt": prompt,
+                                 "frames": 17, "seed": 3, "model": None, "output_dir": ""}]
+    scene.frame_current = 300
+    assert bpy.ops.vidbridge.resume(job_id=job_id) == {"FINISHED"}
+    assert vb.run_pending(timeout=120)
+    entry = next(e for e in scene.vidbridge_jobs if e.job_id == job_id)
+    strip = next(s for s in strips_of(scene) if s.name == entry.strip_name)
+    assert strip.frame_start == 300 and strip.frame_final_duration == 17 and strip["vidbridge_job_id"] == job_id
     return strip.name
 
 

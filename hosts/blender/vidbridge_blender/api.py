@@ -16,7 +16,7 @@ import bpy
 from . import compat, lifecycle, paths, placement, prefs
 from .props import TERMINAL, find_entry
 
-__all__ = ["generate", "run_pending", "cancel", "resume", "pending", "active_image_strip_path"]
+__all__ = ["generate", "run_pending", "cancel", "resume", "refresh_ledger", "pending", "active_image_strip_path"]
 
 
 def active_image_strip_path(scene: Any) -> str | None:
@@ -91,13 +91,14 @@ def cancel(job_id: str) -> None:
 def resume(job_id: str, output_dir: str | None = None) -> str:
     """Follow an unfinished (or finished) job of the scene again through the vidbridge job ledger
     (``Client.resume``): a completed job's files are verified again and its strips placed; an
-    unfinished one is re-attached. Returns the token.
+    unfinished one is re-attached. A job of the ledger's last listing (:func:`refresh_ledger`)
+    that is not in the file gets an entry first. Returns the token.
 
-    :raises KeyError: no such job in the open scenes.
+    :raises KeyError: no such job in the open scenes or the ledger listing.
     """
     _scene, entry = find_entry(job_id)
     if entry is None:
-        raise KeyError(f"no vidbridge job {job_id!r} in this file")
+        entry = _adopt(job_id)
     if not entry.job_id:
         raise KeyError(f"job {job_id!r} never reached vidbridge (no job id): generate it again")
     entry.phase, entry.error, entry.message = "queued", "", "resuming"
@@ -105,6 +106,33 @@ def resume(job_id: str, output_dir: str | None = None) -> str:
     lifecycle.runner().resume(entry.token, entry.job_id, folder, prefs.settings().credentials())
     lifecycle.ensure_timer()
     return entry.token
+
+
+def _adopt(job_id: str) -> Any:
+    """A scene entry for a ledger job started elsewhere (listed by ``refresh_ledger``): its strips
+    land at the current frame, on a free channel.
+
+    :raises KeyError: the job is neither in this file nor in the last ledger listing.
+    """
+    row = next((row for row in lifecycle.ledger_rows if row["id"] == job_id), None)
+    if row is None:
+        raise KeyError(f"no vidbridge job {job_id!r} in this file or the job ledger's last listing")
+    scene = bpy.context.scene
+    start, length = scene.frame_current, int(row.get("frames") or 1)
+    lane = placement.free_channel(scene, start, length)
+    entry = scene.vidbridge_jobs.add()
+    entry.token = "vb-" + uuid.uuid4().hex[:12]
+    entry.job_id, entry.prompt, entry.url = row["id"], row["prompt"], row["endpoint"]
+    entry.model, entry.seed = row.get("model") or "", int(row["seed"]) if row.get("seed") is not None else -1
+    entry.frames, entry.frame_start, entry.channel = int(row.get("frames") or 0), start, lane
+    entry.output_dir = row.get("output_dir") or ""
+    return entry
+
+
+def refresh_ledger(limit: int = 10) -> None:
+    """Read the job ledger's unfinished jobs in the background (``lifecycle.ledger_rows``)."""
+    lifecycle.runner().list_ledger(limit)
+    lifecycle.ensure_timer()
 
 
 def pending() -> int:

@@ -19,6 +19,8 @@ _state: dict = {"runner": None}
 health: dict[str, dict] = {}
 #: the latest errors (newest last), for the panel
 errors: list[str] = []
+#: the job ledger's unfinished jobs as last read (plain dicts), for the panel and Resume
+ledger_rows: list[dict] = []
 TIMER_INTERVAL = 0.2
 
 
@@ -83,3 +85,4 @@ def unregister() -> None:
     if current is not None and not current.close():
         log.warning("vidbridge: some worker threads did not end in time")
     health.clear()
+    ledger_rows.clear()

@@ -115,6 +115,21 @@ class VIDBRIDGE_OT_test_connection(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class VIDBRIDGE_OT_refresh_ledger(bpy.types.Operator):
+    """List the vidbridge job ledger's unfinished jobs (read in the background)"""
+
+    bl_idname = "vidbridge.refresh_ledger"
+    bl_label = "Unfinished jobs of the ledger"
+
+    def execute(self, context):  # noqa: D102
+        try:
+            api.refresh_ledger()
+        except Exception as exc:  # noqa: BLE001
+            self.report({"ERROR"}, _error_text(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 class VIDBRIDGE_OT_report_message(bpy.types.Operator):
     """Show a message of a background job as a Blender report"""
 
@@ -176,6 +191,7 @@ class VIDBRIDGE_OT_clear_finished(bpy.types.Operator):
 
 
 _CLASSES = (VIDBRIDGE_OT_generate, VIDBRIDGE_OT_cancel, VIDBRIDGE_OT_resume, VIDBRIDGE_OT_test_connection,
+            VIDBRIDGE_OT_refresh_ledger,
             VIDBRIDGE_OT_report_message, VIDBRIDGE_OT_server_add, VIDBRIDGE_OT_server_remove,
             VIDBRIDGE_OT_clear_finished)
 

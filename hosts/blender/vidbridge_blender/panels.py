@@ -109,7 +109,18 @@ class VIDBRIDGE_PT_jobs(_Sidebar, bpy.types.Panel):
                 row.operator("vidbridge.resume", icon="PLAY").job_id = entry.token
         if lifecycle.errors:
             layout.label(text=lifecycle.errors[-1][:90], icon="ERROR")
-        layout.operator("vidbridge.clear_finished", icon="TRASH")
+        known = {entry.job_id for entry in jobs}
+        others = [row for row in lifecycle.ledger_rows if row["id"] not in known]
+        if others:
+            box = layout.box()
+            box.label(text="Unfinished in the job ledger", icon="INFO")
+            for row in others[:5]:
+                line = box.row()
+                line.label(text=f"{row['prompt'][:32] or row['id']} · {row['status']}")
+                line.operator("vidbridge.resume", text="Resume here", icon="PLAY").job_id = row["id"]
+        row = layout.row()
+        row.operator("vidbridge.refresh_ledger", text="Ledger", icon="FILE_REFRESH")
+        row.operator("vidbridge.clear_finished", icon="TRASH")
 
 
 _CLASSES = (VIDBRIDGE_PT_connection, VIDBRIDGE_PT_generate, VIDBRIDGE_PT_jobs)

@@ -89,6 +89,9 @@ def _handle(event: Any) -> None:
                 else:
                     report(f"{row['url']}: not reachable: {row.get('note') or 'no answer'}")
         return
+    if event.kind == "ledger":
+        lifecycle.ledger_rows[:] = event.data
+        return
     scene, entry = find_entry(event.token) if event.token else (None, None)
     if event.kind == "report":
         report(event.data, entry=entry)

@@ -22,7 +22,7 @@ log = logging.getLogger("vidbridge.blender")
 @dataclass(frozen=True)
 class Event:
     """Something for the main thread: ``kind`` is ``submitted``, ``status``, ``finished``,
-    ``failed``, ``cancelled_request``, ``health`` or ``report``."""
+    ``failed``, ``cancelled_request``, ``health``, ``ledger`` or ``report``."""
 
     kind: str
     token: str = ""
@@ -228,6 +228,25 @@ class Runner:
                          "models": list(found.models), "queue_size": found.queue_size,
                          "note": found.note or ""})
         self.events.put(Event("health", "", rows, {"announce": announce}))
+
+    def list_ledger(self, limit: int = 10) -> None:
+        """Read the ledger's unfinished jobs (``Client.jobs``) on a worker thread; a ``ledger`` event follows."""
+        self._spawn("ledger", self._run_ledger, "", limit)
+
+    def _run_ledger(self, _token: str, limit: int) -> None:
+        try:
+            records = self.client().jobs(status="unfinished", limit=limit)
+        except Exception as exc:  # noqa: BLE001
+            self.events.put(Event("report", "", f"reading the job ledger failed: {_message(exc)}"))
+            return
+        rows = []
+        for record in records:
+            request = record.request or {}
+            rows.append({"id": record.id, "status": record.status, "endpoint": record.endpoint,
+                         "prompt": str(request.get("prompt") or ""), "frames": request.get("frames"),
+                         "seed": request.get("seed"), "model": request.get("model"),
+                         "output_dir": record.output_dir or ""})
+        self.events.put(Event("ledger", "", rows))
 
     # -- shutdown -------------------------------------------------------------------------------
 
