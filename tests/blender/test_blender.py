@@ -75,10 +75,14 @@ def _run_variant(variant: str, provisioned: Future, mock_url: str, tmp: Path) ->
 
 @pytest.fixture(scope="module")
 def blender_runs(blender_futures, mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Variant -> the future of its run: all variants run at once (each mostly waits on the mock)."""
-    pool = ThreadPoolExecutor(max_workers=len(blender_futures), thread_name_prefix="blender-run")
+    """Variant (and ``farm``, ``screenshot``) -> the future of its run: all run at once (they mostly
+    wait on the mock server or on Blender's start)."""
+    # Three Blender processes at a time: the variants first, then the farm and the screenshot.
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="blender-run")
     runs = {name: pool.submit(_run_variant, name, future, mock_url, tmp_path_factory.mktemp(f"blender-{name}"))
             for name, future in blender_futures.items()}
+    runs["farm"] = pool.submit(_farm_run, blender_futures["debian"], mock_url, tmp_path_factory.mktemp("farm"))
+    runs["screenshot"] = pool.submit(_screenshot_run, blender_futures["debian"], tmp_path_factory.mktemp("shot"))
     yield runs
     pool.shutdown(wait=True)
 
@@ -110,21 +114,62 @@ def test_addon_in_blender(variant: str, blender_runs: dict) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_panels_screenshot(blender_futures, tmp_path: Path) -> None:
+def _farm_run(provisioned: Future, mock_url: str, tmp: Path) -> dict:
+    """Two farm command lines at once (a job that lands, one whose server is down), then a look
+    into the saved file."""
+    info = provisioned.result(timeout=1800)
+    blender = info["command"][0]
+    addon = provision.ROOT / "hosts" / "blender"
+    runs = {}
+    for name, url in (("ok", mock_url), ("down", f"http://127.0.0.1:{_closed_port()}")):
+        folder = tmp / name
+        folder.mkdir(parents=True)
+        expr = (f"import sys; sys.path[:0] = [{str(addon)!r}, {info['site']!r}]; import bpy; "
+                f"bpy.ops.wm.save_as_mainfile(filepath={str(folder / 'shot.blend')!r}); "
+                "import vidbridge_blender as vb; "
+                f"vb.generate(prompt='farm shot', frames=17, seed=5, steps=1, url={url!r}, output_dir='//out/'); "
+                "assert vb.run_pending(timeout=120); bpy.ops.wm.save_mainfile()")
+        runs[name] = subprocess.Popen([blender, "-b", "--factory-startup", "--python-exit-code", "1",
+                                       "--python-expr", expr], env=_env(folder), cwd=folder, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    outputs = {name: process.communicate(timeout=300)[0] for name, process in runs.items()}
+    check = ("import bpy, sys; e = bpy.context.scene.sequence_editor; "
+             "s = [x for x in e.sequences_all if x.type == 'MOVIE']; "
+             "print('STRIPS', len(s), s[0].frame_final_duration, s[0].filepath, s[0]['vidbridge_seed'])")
+    done = subprocess.run([blender, "-b", str(tmp / "ok" / "shot.blend"), "--python-expr", check],
+                          capture_output=True, text=True, timeout=120, env=_env(tmp))
+    line = next((line for line in done.stdout.splitlines() if line.startswith("STRIPS")), done.stdout[-2000:])
+    return {"codes": {name: process.returncode for name, process in runs.items()}, "outputs": outputs,
+            "strips": line}
+
+
+def _screenshot_run(provisioned: Future, tmp: Path) -> dict:
+    """hosts/blender/screenshot.py in a real window under Xvfb."""
+    provisioned.result(timeout=1800)
+    info = provision.xvfb_blender()
+    tmp.mkdir(parents=True, exist_ok=True)
+    png, report = tmp / "panels.png", tmp / "draws.json"
+    done = subprocess.run([*info["command"], str(SCREENSHOT), "--", str(png), str(report)],
+                          env=_env(tmp, VB_SITE=info["site"]), capture_output=True, text=True, timeout=300, cwd=tmp)
+    return {"done": done, "png": png, "draws": json.loads(report.read_text()) if report.exists() else None}
+
+
+def test_farm_command_line(blender_runs: dict) -> None:
+    """``blender -b FILE --python-expr "...vb.generate(...); assert vb.run_pending(...)"``: exit 0 and a
+    saved strip when the job lands, non-zero when it fails (Debian's blender, no UI, add-on not enabled)."""
+    outcome = _outcome(blender_runs, "farm")
+    codes, outputs, line = outcome["codes"], outcome["outputs"], outcome["strips"]
+    assert codes["ok"] == 0, outputs["ok"][-3000:]
+    assert codes["down"] != 0, outputs["down"][-3000:]
+    assert "BackendConnectionError" in outputs["down"], outputs["down"][-3000:]
+    assert line.split()[:3] == ["STRIPS", "1", "17"] and "//out/" in line and line.endswith(" 5"), line
+
+
+def test_panels_screenshot(blender_runs: dict) -> None:
     """The panels draw in a real Blender window (Xvfb), without Python errors; a PNG is written."""
-    try:
-        blender_futures["debian"].result(timeout=2400)
-        info = provision.xvfb_blender()
-    except provision.Missing as exc:
-        if SKIP:
-            pytest.skip(f"screenshot: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
-        pytest.fail(f"screenshot: {exc}; install them, or set VIDBRIDGE_SKIP_BLENDER=1 to skip")
-    png, report = tmp_path / "panels.png", tmp_path / "draws.json"
-    env = _env(tmp_path, VB_SITE=info["site"])
-    done = subprocess.run([*info["command"], str(SCREENSHOT), "--", str(png), str(report)], env=env,
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert report.exists(), f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    draws = json.loads(report.read_text())
+    outcome = _outcome(blender_runs, "screenshot")
+    done, draws, png = outcome["done"], outcome["draws"], outcome["png"]
+    assert draws is not None, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert all(draws["draw_counts"][name] > 0 for name in ("connection", "generate", "jobs")), draws
     assert not draws["errors"], draws["errors"]
     assert draws["reported"], "a job's error did not become a Blender report in the window"

@@ -62,8 +62,18 @@ def unregister() -> None:
         del sys.modules["vidbridge_blender"]
 
 
+def _ensure_registered() -> None:
+    """A script that imported the package without enabling the add-on (e.g. ``blender -b
+    --factory-startup --python-expr``) gets it registered on first use."""
+    import bpy
+
+    if not hasattr(bpy.types.Scene, "vidbridge_jobs"):
+        register()
+
+
 def generate(prompt: str, **options):
     """Queue a generation from a script; returns its job token at once (see :func:`.api.generate`)."""
+    _ensure_registered()
     from . import api
 
     return api.generate(prompt, **options)
@@ -85,6 +95,7 @@ def cancel(job_id: str) -> None:
 
 def resume(job_id: str, **options):
     """Follow an unfinished job of the scene again through the vidbridge job ledger."""
+    _ensure_registered()
     from . import api
 
     return api.resume(job_id, **options)

@@ -9,6 +9,7 @@ starts nothing.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -210,7 +211,9 @@ class Runner:
     def _run_health(self, _token: str, urls: tuple[str, ...], credentials: dict, announce: bool) -> None:
         rows = []
         try:
-            endpoints = {e.url: e for e in self.client().discover(urls, probe_local=False, timeout=3.0,
+            # Generous: this runs in the background, and a loaded server's config can take seconds.
+            timeout = float(os.environ.get("VIDBRIDGE_DISCOVER_TIMEOUT") or 10.0)
+            endpoints = {e.url: e for e in self.client().discover(urls, probe_local=False, timeout=timeout,
                                                                    credentials=credentials or None)}
         except Exception as exc:  # noqa: BLE001
             self.events.put(Event("health", "", [{"url": url, "reachable": False, "note": _message(exc)}
