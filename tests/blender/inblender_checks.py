@@ -238,6 +238,33 @@ def _():
     return message.strip()
 
 
+@check("active_image_strip_is_the_start_image")
+def _():
+    from vidbridge_blender import api
+
+    scene = bpy.context.scene
+    editor = scene.sequence_editor
+    collection = getattr(editor, "strips", None)
+    collection = collection if collection is not None else editor.sequences
+    editor.active_strip = None
+    try:
+        bpy.ops.vidbridge.generate(prompt="from a still", frames=17, use_active_strip=True)
+    except RuntimeError as exc:
+        assert "no active image strip" in str(exc), exc
+    else:
+        raise AssertionError("generated without a start image")
+    image = bpy.data.images.new("start", 16, 16)
+    path = os.path.join(TMP, "start.png")
+    image.filepath_raw, image.file_format = path, "PNG"
+    image.save()
+    strip = collection.new_image(name="still", filepath=path, channel=9, frame_start=500)
+    editor.active_strip = strip
+    found = api.active_image_strip_path(scene)
+    assert os.path.samefile(found, path), found
+    collection.remove(strip)
+    return found
+
+
 @check("jobs_survive_reopen_and_resume")
 def _():
     import vidbridge_blender as vb
