@@ -13,18 +13,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+_SCRATCH = Path(__file__).resolve().parent.parent / ".pytest_cache"
+# The suite's jobs go to a ledger of its own, never the user's (tests that look at it set their
+# own): a fresh one per run and per pytest-xdist worker (a worker never deletes another's).
+_OUR_LEDGER = _SCRATCH / f"vidbridge-jobs{os.environ.get('PYTEST_XDIST_WORKER', '')}.sqlite3"
 for _name, _value in {
     "GRADIO_ANALYTICS_ENABLED": "False",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_OFFLINE": "1",
-    "VIDBRIDGE_CACHE_DIR": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-cache"),
-    # the suite's jobs go to a ledger of its own, never the user's (tests that look at it set their own)
-    "VIDBRIDGE_LEDGER": str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "vidbridge-jobs.sqlite3"),
+    "VIDBRIDGE_CACHE_DIR": str(_SCRATCH / "vidbridge-cache"),
+    "VIDBRIDGE_LEDGER": str(_OUR_LEDGER),
 }.items():
     os.environ.setdefault(_name, _value)
-if os.environ["VIDBRIDGE_LEDGER"].endswith("/.pytest_cache/vidbridge-jobs.sqlite3"):  # ours: a fresh one per run
+if Path(os.environ["VIDBRIDGE_LEDGER"]).parent == _SCRATCH and Path(os.environ["VIDBRIDGE_LEDGER"]).name.startswith(
+        "vidbridge-jobs"):  # ours (a worker inherits the controller's): this process's own, fresh
+    os.environ["VIDBRIDGE_LEDGER"] = str(_OUR_LEDGER)
     for _suffix in ("", "-wal", "-shm"):
-        Path(os.environ["VIDBRIDGE_LEDGER"] + _suffix).unlink(missing_ok=True)
+        Path(str(_OUR_LEDGER) + _suffix).unlink(missing_ok=True)
 
 # The host and plugin-author fixtures (vidbridge_client, vidbridge_register_plugin, ...). Users load
 # them the same way; they are not auto-registered, so they never intrude on other test suites.

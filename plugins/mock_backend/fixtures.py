@@ -8,7 +8,8 @@ Loading this module is cheap: gradio is imported only when a fixture starts a se
   reset to 0 before and after the test; use ``.url``.
 * ``vidbridge_mock_subprocess_factory`` (function): ``make(**options)`` starts a
   :class:`~.server.SubprocessMockServer` (options as its constructor; ``python`` defaults to
-  ``$VIDBRIDGE_MOCK_PYTHON`` or this interpreter); all are stopped after the test.
+  ``$VIDBRIDGE_MOCK_PYTHON`` or this interpreter), ``make.many(count, **options)`` starts
+  ``count`` of them side by side; all are stopped after the test.
 * ``vidbridge_mock_subprocess`` (function): one such server with default options, which the
   test may ``.kill()`` and ``.restart()``.
 * ``vidbridge_mock_mcp_server`` (session): one in-process server of WanGP's MCP face
@@ -86,14 +87,24 @@ def vidbridge_mock_subprocess_factory(tmp_path: Any) -> Iterator[Callable[..., A
 
     started: list[SubprocessMockServer] = []
 
-    def make(**options: Any) -> SubprocessMockServer:
+    def spawn(options: dict[str, Any]) -> SubprocessMockServer:
         options.setdefault("python", os.environ.get("VIDBRIDGE_MOCK_PYTHON") or sys.executable)
         options.setdefault("state_dir", tmp_path / f"mock-{len(started)}")
         server = SubprocessMockServer(**options)
         started.append(server)
-        return server.start()
+        return server.spawn()
 
+    def make(**options: Any) -> SubprocessMockServer:
+        return spawn(options).wait_started()
+
+    def many(count: int, **options: Any) -> list[SubprocessMockServer]:
+        # side by side: each child takes seconds to import gradio
+        return [server.wait_started() for server in [spawn(dict(options)) for _ in range(count)]]
+
+    make.many = many  # type: ignore[attr-defined]
     yield make
+    for server in started:  # asked to stop all at once, then awaited
+        server.interrupt()
     for server in started:
         server.stop()
 

@@ -225,6 +225,8 @@ class SubprocessMockServer:
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+        self._interrupted = False
+        self._awaiting_url = False
 
     @property
     def base_url(self) -> str | None:
@@ -237,6 +239,11 @@ class SubprocessMockServer:
 
     def start(self) -> "SubprocessMockServer":
         """Start the child and wait for the URL it prints (RuntimeError if it dies first)."""
+        return self.spawn().wait_started()
+
+    def spawn(self) -> "SubprocessMockServer":
+        """Start the child without waiting for it (then :meth:`wait_started`): several servers
+        start side by side, each taking seconds to import gradio."""
         if self.process is not None and self.process.poll() is None:
             return self
         log = open(self.log_path, "ab")
@@ -245,12 +252,22 @@ class SubprocessMockServer:
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log,
                                         env=self.env, start_new_session=True, cwd=self.state_dir)
         log.close()
-        lines: "queue.Queue[str | None]" = queue.Queue()
-        threading.Thread(target=_pump, args=(self.process.stdout, lines), daemon=True).start()
-        deadline = time.monotonic() + self.startup_timeout
+        self._interrupted = False
+        self._awaiting_url = True
+        self._lines: "queue.Queue[str | None]" = queue.Queue()
+        self._started_by = time.monotonic() + self.startup_timeout
+        threading.Thread(target=_pump, args=(self.process.stdout, self._lines), daemon=True).start()
+        return self
+
+    def wait_started(self) -> "SubprocessMockServer":
+        """Wait for the URL that the child started by :meth:`spawn` prints (RuntimeError if it
+        dies first or takes longer than ``startup_timeout``)."""
+        assert self.process is not None, "spawn() first"
+        if not self._awaiting_url:
+            return self
         while True:
             try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self._lines.get(timeout=max(0.0, self._started_by - time.monotonic()))
             except queue.Empty:
                 self.kill()
                 raise RuntimeError(f"mock server did not start in time; see {self.log_path}")
@@ -262,6 +279,7 @@ class SubprocessMockServer:
                 printed = urllib.parse.urlsplit(match[1])
                 self.port = int(printed.port)
                 self.url = match[1] if self.mcp else match[1].rstrip("/") + "/"
+                self._awaiting_url = False
                 return self
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -281,10 +299,16 @@ class SubprocessMockServer:
         self.kill()
         return self.start()
 
+    def interrupt(self) -> None:
+        """Ask the child to stop (SIGINT) without waiting; :meth:`stop` then waits for it."""
+        if self.process is not None and self.process.poll() is None and not self._interrupted:
+            self.process.send_signal(signal.SIGINT)
+            self._interrupted = True
+
     def stop(self) -> None:
         """Stop the child (SIGINT, then SIGKILL after 10 s); idempotent."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.interrupt()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -31,9 +31,11 @@ def three_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Sub
             env = {"VIDBRIDGE_MOCK_FAMILIES": "wan,wan2_2"} if index == 2 else {}
             server = SubprocessMockServer(step_delay=0.02, env=env, python=os.environ.get("VIDBRIDGE_MOCK_PYTHON")
                                           or sys.executable, state_dir=tmp_path_factory.mktemp(f"pool-{index}"))
-            servers.append(server.start())
-        yield servers
+            servers.append(server.spawn())  # side by side: each takes seconds to import gradio
+        yield [server.wait_started() for server in servers]
     finally:
+        for server in servers:
+            server.interrupt()
         for server in servers:
             server.stop()
 

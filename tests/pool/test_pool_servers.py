@@ -103,7 +103,7 @@ def test_a_model_a_server_lacks_never_goes_there(three_servers, pool_client, tmp
 
 def test_kill_one_after_six_jobs_every_job_completes_once(vidbridge_mock_subprocess_factory, pool_client,
                                                           tmp_path: Path) -> None:
-    servers = [vidbridge_mock_subprocess_factory(step_delay=0.02) for _ in range(3)]
+    servers = vidbridge_mock_subprocess_factory.many(3, step_delay=0.02)
     victim = servers[1]
     client = pool_client(max_sessions=2)
     ended = EndCounter()
@@ -135,7 +135,7 @@ def test_kill_one_after_six_jobs_every_job_completes_once(vidbridge_mock_subproc
 
 def test_an_accepted_job_on_a_killed_server_fails_and_is_not_rerun(vidbridge_mock_subprocess_factory,
                                                                   pool_client, tmp_path: Path) -> None:
-    servers = [vidbridge_mock_subprocess_factory(step_delay=0.2) for _ in range(2)]
+    servers = vidbridge_mock_subprocess_factory.many(2, step_delay=0.2)
     client = pool_client(max_sessions=1)
     inferring = threading.Event()
     with client.connect([server.url for server in servers], interval=0.3) as pool:
@@ -156,9 +156,10 @@ def test_an_accepted_job_on_a_killed_server_fails_and_is_not_rerun(vidbridge_moc
 
 
 def test_a_server_that_comes_back_rejoins(vidbridge_mock_subprocess_factory, pool_client, tmp_path: Path) -> None:
-    servers = [vidbridge_mock_subprocess_factory(step_delay=0.02) for _ in range(2)]
+    servers = vidbridge_mock_subprocess_factory.many(2, step_delay=0.02)
     client = pool_client(max_sessions=1)
-    with client.connect([server.url for server in servers], interval=0.2, max_backoff=0.5) as pool:
+    with client.connect([server.url for server in servers], interval=0.2, max_backoff=0.5,
+                        breaker_cooldown=1.0) as pool:
         url = pool.urls[1]
         states: dict[str, threading.Event] = {"down": threading.Event(), "healthy": threading.Event()}
         events: list[vidbridge.HealthEvent] = []
