@@ -16,6 +16,8 @@ only that wheel is reinstalled. A variant whose interpreter or binary is missing
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -32,6 +34,20 @@ BUILD = ROOT / ".blender-build"
 PIP_QUIET = ["-q", "--disable-pip-version-check", "--no-input"]
 
 _wheel_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def locked(name: str):
+    """An exclusive lock shared by every process: with pytest-xdist each worker collects the
+    Blender tests and starts provisioning; the first does the work, the others wait for it and
+    then find its marker."""
+    BUILD.mkdir(exist_ok=True)
+    with open(BUILD / f".lock-{name}", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Missing(Exception):
@@ -61,12 +77,13 @@ def source_digest() -> str:
 
 def vidbridge_wheel() -> Path:
     """The vidbridge wheel of the working tree (built once per source digest)."""
-    with _wheel_lock:
+    with _wheel_lock, locked("wheel"):
         folder = BUILD / f"wheel-{source_digest()}"
         found = sorted(folder.glob("vidbridge-*.whl"))
         if found:
             return found[0]
-        shutil.rmtree(folder, ignore_errors=True)
+        for stale in BUILD.glob("wheel-*"):  # earlier sources' wheels
+            shutil.rmtree(stale, ignore_errors=True)
         # One build at a time (the lock): pip builds in the tree's build/ folder.
         _run([sys.executable, "-m", "pip", "wheel", *PIP_QUIET, "--no-deps", "-w", str(folder), str(ROOT)])
         return sorted(folder.glob("vidbridge-*.whl"))[0]
@@ -99,15 +116,20 @@ def bpy_venv(name: str, python_version: str, requirement: str) -> dict:
     python = venv / "bin" / "python"
     ready = venv / ".vidbridge-ready"
     started = time.monotonic()
+    base = find_python(python_version)  # Missing before any lock or download
+    with locked(f"venv-{name}"):
+        _make_bpy_venv(venv, python, ready, base, requirement)
+    return {"command": [str(python)], "site": "", "provision_s": round(time.monotonic() - started, 1)}
+
+
+def _make_bpy_venv(venv: Path, python: Path, ready: Path, base: str, requirement: str) -> None:
     if not ready.exists():
-        base = find_python(python_version)
         _run([base, "-m", "venv", "--clear", str(venv)])
         # vidbridge's wheel with its dependencies, and bpy, in one resolve.
         _run([str(python), "-m", "pip", "install", *PIP_QUIET, requirement, str(vidbridge_wheel())])
         (venv / ".vidbridge-digest").write_text(source_digest() + "\n")
         ready.write_text(requirement + "\n")
     _install_vidbridge([str(python), "-m", "pip"], venv / ".vidbridge-digest")
-    return {"command": [str(python)], "site": "", "provision_s": round(time.monotonic() - started, 1)}
 
 
 def blender_python_version(blender: str) -> str:
@@ -132,6 +154,13 @@ def debian_blender() -> dict:
     if blender is None:
         raise Missing("no `blender` binary (Debian: apt-get install blender)")
     started = time.monotonic()
+    with locked("debian"):
+        site = _make_site(blender)
+    command = [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python"]
+    return {"command": command, "site": str(site), "provision_s": round(time.monotonic() - started, 1)}
+
+
+def _make_site(blender: str) -> Path:
     version = blender_python_version(blender)
     site = BUILD / f"site-py{version.replace('.', '')}"
     ready = site / ".vidbridge-ready"
@@ -145,8 +174,7 @@ def debian_blender() -> dict:
         (site / ".vidbridge-digest").write_text(source_digest() + "\n")
         ready.write_text(version + "\n")
     _install_vidbridge(target_pip, site / ".vidbridge-digest", "--target", str(site), "--upgrade", *pin)
-    command = [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python"]
-    return {"command": command, "site": str(site), "provision_s": round(time.monotonic() - started, 1)}
+    return site
 
 
 def xvfb_blender() -> dict:
