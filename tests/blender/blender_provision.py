@@ -152,7 +152,10 @@ def debian_blender() -> dict:
     """Debian's ``blender`` with vidbridge installed for its Python in a ``--target`` folder."""
     blender = shutil.which("blender")
     if blender is None:
-        raise Missing("no `blender` binary (Debian: apt-get install blender)")
+        status = os.environ.get("VIDBRIDGE_BLENDER_APT_STATUS")
+        apt = (f"; .ci/run's apt-get said {Path(status).read_text().strip()!r}, see {Path(status).parent / 'apt.log'}"
+               if status and os.path.exists(status) else "")
+        raise Missing(f"no `blender` binary (Debian: apt-get install blender){apt}")
     started = time.monotonic()
     with locked("debian"):
         site = _make_site(blender)
