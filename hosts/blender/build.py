@@ -67,7 +67,7 @@ def manifest_text(template: str, wheels: list[str]) -> str:
     return text
 
 
-def stage(staging: Path, wheels: list[Path]) -> Path:
+def stage(staging: Path, wheels: list[Path], platforms=None) -> Path:
     """Copy the package into ``staging`` with its wheels and a filled-in manifest."""
     target = staging / PACKAGE.name
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "site"))
@@ -76,7 +76,11 @@ def stage(staging: Path, wheels: list[Path]) -> Path:
         shutil.copy2(wheel, target / "wheels" / wheel.name)
     template = (PACKAGE / "blender_manifest.toml").read_text()
     names = [f"./wheels/{wheel.name}" for wheel in wheels]
-    (target / "blender_manifest.toml").write_text(manifest_text(template, names))
+    text = manifest_text(template, names)
+    if platforms is not None:  # a build for fewer platforms says so
+        listed = ", ".join(f'"{name}"' for name in platforms)
+        text = re.sub(r"(?m)^platforms\s*=.*$", lambda _match: f"platforms = [{listed}]", text)
+    (target / "blender_manifest.toml").write_text(text)
     return target
 
 
@@ -110,13 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "build")
     parser.add_argument("--legacy-site", action="append", default=[], metavar="X.Y",
                         help="also bundle a site folder for this Python (Blender 3.x, this platform)")
+    parser.add_argument("--python", action="append", choices=PYTHONS, help="only these Pythons (default: all)")
+    parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS),
+                        help="only these platforms (default: all)")
     args = parser.parse_args(argv)
+    pythons = tuple(args.python or PYTHONS)
+    platforms = {name: PLATFORMS[name] for name in (args.platform or PLATFORMS)}
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.out) as scratch:
         scratch = Path(scratch)
         wheel = build_vidbridge_wheel(scratch / "vidbridge-wheel")
-        wheels = download_wheels(wheel, scratch / "wheels")  # fresh: no stale wheel of an earlier build
-        target = stage(scratch / "stage", wheels)
+        wheels = download_wheels(wheel, scratch / "wheels", pythons, platforms)  # fresh: no stale wheels
+        target = stage(scratch / "stage", wheels, None if args.platform is None else list(platforms))
         for python in args.legacy_site:
             legacy_site(target, wheel, python)
         out = make_zip(target, args.out / f"vidbridge_blender-{version()}.zip")

@@ -24,6 +24,7 @@ import blender_provision as provision
 HERE = Path(__file__).resolve().parent
 CHECKS = HERE / "inblender_checks.py"
 SCREENSHOT = provision.ROOT / "hosts" / "blender" / "screenshot.py"
+INSTALL = HERE / "install_extension.py"
 SKIP = os.environ.get("VIDBRIDGE_SKIP_BLENDER") == "1"
 EXPECTED = {"import_is_cheap", "enable_addon", "preferences", "test_connection_health", "generate_operator",
             "scripting_api", "cancel", "server_down_is_a_report", "invalid_request_is_a_report",
@@ -75,7 +76,7 @@ def _run_variant(variant: str, provisioned: Future, mock_url: str, tmp: Path) ->
 
 @pytest.fixture(scope="module")
 def blender_runs(blender_futures, mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Variant (and ``farm``, ``screenshot``) -> the future of its run: all run at once (they mostly
+    """Variant (and ``farm``, ``screenshot``, ``extension``) -> the future of its run: all run at once (they mostly
     wait on the mock server or on Blender's start)."""
     # Three Blender processes at a time: the variants first, then the farm and the screenshot.
     pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="blender-run")
@@ -83,6 +84,7 @@ def blender_runs(blender_futures, mock_url: str, tmp_path_factory: pytest.TempPa
             for name, future in blender_futures.items()}
     runs["farm"] = pool.submit(_farm_run, blender_futures["debian"], mock_url, tmp_path_factory.mktemp("farm"))
     runs["screenshot"] = pool.submit(_screenshot_run, blender_futures["debian"], tmp_path_factory.mktemp("shot"))
+    runs["extension"] = pool.submit(_extension_run, blender_futures["bpy45"], tmp_path_factory.mktemp("extension"))
     yield runs
     pool.shutdown(wait=True)
 
@@ -152,6 +154,34 @@ def _screenshot_run(provisioned: Future, tmp: Path) -> dict:
     done = subprocess.run([*info["command"], str(SCREENSHOT), "--", str(png), str(report)],
                           env=_env(tmp, VB_SITE=info["site"]), capture_output=True, text=True, timeout=300, cwd=tmp)
     return {"done": done, "png": png, "draws": json.loads(report.read_text()) if report.exists() else None}
+
+
+def _extension_run(provisioned: Future, tmp: Path) -> dict:
+    """build.py for this machine (Linux x64, CPython 3.11), then the zip installed in bpy 4.5."""
+    info = provisioned.result(timeout=1800)
+    out = tmp / "out"
+    built = subprocess.run([sys.executable, str(provision.ROOT / "hosts" / "blender" / "build.py"), "--out", str(out),
+                            "--python", "3.11", "--platform", "linux-x64"], capture_output=True, text=True, timeout=600)
+    zips = sorted(out.glob("vidbridge_blender-*.zip"))
+    if built.returncode != 0 or not zips:
+        return {"error": f"build.py failed ({built.returncode}): {built.stderr[-3000:]}"}
+    result = tmp / "install.json"
+    done = subprocess.run([*info["command"], str(INSTALL), str(zips[0]), str(result)],
+                          env=_env(tmp, BLENDER_USER_RESOURCES=str(tmp / "user")), capture_output=True, text=True,
+                          timeout=300, cwd=tmp)
+    if not result.exists():
+        return {"error": f"no result (exit {done.returncode}): {done.stderr[-3000:]}"}
+    return json.loads(result.read_text())
+
+
+def test_extension_zip_installs_in_blender_4_5(blender_runs: dict) -> None:
+    """The built zip installs as an extension: Blender installs its bundled wheels and enables it."""
+    outcome = _outcome(blender_runs, "extension")
+    assert not outcome.get("error"), outcome.get("error")
+    assert outcome["install"] == ["FINISHED"], outcome
+    assert outcome["enabled"] == ["bl_ext.user_default.vidbridge_blender"], outcome
+    assert outcome["ops"], outcome
+    assert {"vidbridge", "pydantic_core", "gradio_client"} <= set(outcome["wheels_installed"]), outcome
 
 
 def test_farm_command_line(blender_runs: dict) -> None:
