@@ -1,0 +1,207 @@
+"""The add-on in real Blender: the bpy wheel of 4.5 LTS (CPython 3.11), the newest bpy wheel
+(CPython 3.13) and Debian's blender (3.4, its own Python, through the legacy ``bl_info`` entry);
+plus a screenshot of the panels in a real window under Xvfb.
+
+Each variant is one Blender process that runs every check of ``inblender_checks.py`` and writes
+its results as JSON; the assertion names the checks that failed. A missing interpreter or
+``blender`` binary fails, unless ``VIDBRIDGE_SKIP_BLENDER=1`` (then it is skipped, with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import blender_provision as provision
+
+HERE = Path(__file__).resolve().parent
+CHECKS = HERE / "inblender_checks.py"
+SCREENSHOT = provision.ROOT / "hosts" / "blender" / "screenshot.py"
+INSTALL = HERE / "install_extension.py"
+SKIP = os.environ.get("VIDBRIDGE_SKIP_BLENDER") == "1"
+EXPECTED = {"import_is_cheap", "enable_addon", "preferences", "test_connection_health", "generate_operator",
+            "scripting_api", "cancel", "server_down_is_a_report", "invalid_request_is_a_report",
+            "active_image_strip_is_the_start_image", "jobs_survive_reopen_and_resume", "resume_a_ledger_job_not_in_the_file", "panels_registered", "unregister_leaves_no_thread"}
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mock_url(tmp_path_factory: pytest.TempPathFactory):
+    """A mock WanGP server in this process (the Blender processes get its URL)."""
+    from vidbridge.plugins.mock_backend.server import MockServer
+
+    with MockServer(port=0, step_delay=0.05, state_dir=tmp_path_factory.mktemp("blender-mock")) as server:
+        yield server.url
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # bound, then closed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(tmp: Path, **extra: str) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(VB_ADDON_DIR=str(provision.ROOT / "hosts" / "blender"), VB_TMP=str(tmp),
+               VIDBRIDGE_LEDGER=str(tmp / "ledger.sqlite3"), VIDBRIDGE_CACHE_DIR=str(tmp / "cache"),
+               HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", **extra)
+    return env
+
+
+def _run_variant(variant: str, provisioned: Future, mock_url: str, tmp: Path) -> dict:
+    """Wait for the variant's environment, then run every in-Blender check in one process."""
+    info = provisioned.result(timeout=1800)
+    tmp.mkdir(parents=True, exist_ok=True)
+    result = tmp / "result.json"
+    env = _env(tmp, VB_URL=mock_url, VB_DOWN_URL=f"http://127.0.0.1:{_closed_port()}",
+               VB_RESULT=str(result), VB_SITE=info["site"])
+    started = time.monotonic()
+    done = subprocess.run([*info["command"], str(CHECKS)], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=tmp)
+    timing = {"variant": variant, "provision_s": info["provision_s"], "run_s": round(time.monotonic() - started, 1)}
+    (provision.BUILD / f"timing-{variant}.json").write_text(json.dumps(timing))
+    report = json.loads(result.read_text()) if result.exists() else None
+    return {"done": done, "report": report, "timing": timing}
+
+
+@pytest.fixture(scope="module")
+def blender_runs(blender_futures, mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Variant (and ``farm``, ``screenshot``, ``extension``) -> the future of its run: all run at once (they mostly
+    wait on the mock server or on Blender's start)."""
+    # Three Blender processes at a time: the variants first, then the farm and the screenshot.
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="blender-run")
+    runs = {name: pool.submit(_run_variant, name, future, mock_url, tmp_path_factory.mktemp(f"blender-{name}"))
+            for name, future in blender_futures.items()}
+    runs["farm"] = pool.submit(_farm_run, blender_futures["debian"], mock_url, tmp_path_factory.mktemp("farm"))
+    runs["screenshot"] = pool.submit(_screenshot_run, blender_futures["debian"], tmp_path_factory.mktemp("shot"))
+    runs["extension"] = pool.submit(_extension_run, blender_futures["bpy45"], tmp_path_factory.mktemp("extension"))
+    yield runs
+    pool.shutdown(wait=True)
+
+
+def _outcome(runs: dict, name: str) -> dict:
+    try:
+        return runs[name].result(timeout=2400)
+    except provision.Missing as exc:
+        if SKIP:
+            pytest.skip(f"{name}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
+        pytest.fail(f"{name}: {exc}; install it, or set VIDBRIDGE_SKIP_BLENDER=1 to skip these tests")
+
+
+@pytest.mark.parametrize("variant", list(provision.VARIANTS))
+def test_addon_in_blender(variant: str, blender_runs: dict) -> None:
+    """Every in-Blender check passes in this Blender variant."""
+    outcome = _outcome(blender_runs, variant)
+    done, report, timing = outcome["done"], outcome["report"], outcome["timing"]
+    print(f"\nblender {variant}: provision {timing['provision_s']} s, run {timing['run_s']} s", file=sys.stderr)
+    assert report is not None, f"no result (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    checks = report["checks"]
+    failed = {name: check["detail"] for name, check in checks.items() if not check["ok"]}
+    missing = EXPECTED - set(checks)
+    assert not failed and not missing, (
+        f"Blender {report.get('blender')} (Python {report.get('python')}): failed {sorted(failed)}, "
+        f"did not run {sorted(missing)}\n" + "\n".join(f"--- {k}\n{v}" for k, v in failed.items())
+        + f"\n--- stderr\n{done.stderr[-3000:]}")
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _farm_run(provisioned: Future, mock_url: str, tmp: Path) -> dict:
+    """Two farm command lines at once (a job that lands, one whose server is down), then a look
+    into the saved file."""
+    info = provisioned.result(timeout=1800)
+    blender = info["command"][0]
+    addon = provision.ROOT / "hosts" / "blender"
+    runs = {}
+    for name, url in (("ok", mock_url), ("down", f"http://127.0.0.1:{_closed_port()}")):
+        folder = tmp / name
+        folder.mkdir(parents=True)
+        expr = (f"import sys; sys.path[:0] = [{str(addon)!r}, {info['site']!r}]; import bpy; "
+                f"bpy.ops.wm.save_as_mainfile(filepath={str(folder / 'shot.blend')!r}); "
+                "import vidbridge_blender as vb; "
+                f"vb.generate(prompt='farm shot', frames=17, seed=5, steps=1, url={url!r}, output_dir='//out/'); "
+                "assert vb.run_pending(timeout=120); bpy.ops.wm.save_mainfile()")
+        runs[name] = subprocess.Popen([blender, "-b", "--factory-startup", "--python-exit-code", "1",
+                                       "--python-expr", expr], env=_env(folder), cwd=folder, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    outputs = {name: process.communicate(timeout=300)[0] for name, process in runs.items()}
+    check = ("import bpy, sys; e = bpy.context.scene.sequence_editor; "
+             "s = [x for x in e.sequences_all if x.type == 'MOVIE']; "
+             "print('STRIPS', len(s), s[0].frame_final_duration, s[0].filepath, s[0]['vidbridge_seed'])")
+    done = subprocess.run([blender, "-b", str(tmp / "ok" / "shot.blend"), "--python-expr", check],
+                          capture_output=True, text=True, timeout=120, env=_env(tmp))
+    line = next((line for line in done.stdout.splitlines() if line.startswith("STRIPS")), done.stdout[-2000:])
+    return {"codes": {name: process.returncode for name, process in runs.items()}, "outputs": outputs,
+            "strips": line}
+
+
+def _screenshot_run(provisioned: Future, tmp: Path) -> dict:
+    """hosts/blender/screenshot.py in a real window under Xvfb."""
+    provisioned.result(timeout=1800)
+    info = provision.xvfb_blender()
+    tmp.mkdir(parents=True, exist_ok=True)
+    png, report = tmp / "panels.png", tmp / "draws.json"
+    done = subprocess.run([*info["command"], str(SCREENSHOT), "--", str(png), str(report)],
+                          env=_env(tmp, VB_SITE=info["site"]), capture_output=True, text=True, timeout=300, cwd=tmp)
+    return {"done": done, "png": png, "draws": json.loads(report.read_text()) if report.exists() else None}
+
+
+def _extension_run(provisioned: Future, tmp: Path) -> dict:
+    """build.py for this machine (Linux x64, CPython 3.11), then the zip installed in bpy 4.5."""
+    info = provisioned.result(timeout=1800)
+    out = tmp / "out"
+    built = subprocess.run([sys.executable, str(provision.ROOT / "hosts" / "blender" / "build.py"), "--out", str(out),
+                            "--python", "3.11", "--platform", "linux-x64"], capture_output=True, text=True, timeout=600)
+    zips = sorted(out.glob("vidbridge_blender-*.zip"))
+    if built.returncode != 0 or not zips:
+        return {"error": f"build.py failed ({built.returncode}): {built.stderr[-3000:]}"}
+    result = tmp / "install.json"
+    done = subprocess.run([*info["command"], str(INSTALL), str(zips[0]), str(result)],
+                          env=_env(tmp, BLENDER_USER_RESOURCES=str(tmp / "user")), capture_output=True, text=True,
+                          timeout=300, cwd=tmp)
+    if not result.exists():
+        return {"error": f"no result (exit {done.returncode}): {done.stderr[-3000:]}"}
+    return json.loads(result.read_text())
+
+
+def test_extension_zip_installs_in_blender_4_5(blender_runs: dict) -> None:
+    """The built zip installs as an extension: Blender installs its bundled wheels and enables it."""
+    outcome = _outcome(blender_runs, "extension")
+    assert not outcome.get("error"), outcome.get("error")
+    assert outcome["install"] == ["FINISHED"], outcome
+    assert outcome["enabled"] == ["bl_ext.user_default.vidbridge_blender"], outcome
+    assert outcome["ops"], outcome
+    assert {"vidbridge", "pydantic_core", "gradio_client"} <= set(outcome["wheels_installed"]), outcome
+
+
+def test_farm_command_line(blender_runs: dict) -> None:
+    """``blender -b FILE --python-expr "...vb.generate(...); assert vb.run_pending(...)"``: exit 0 and a
+    saved strip when the job lands, non-zero when it fails (Debian's blender, no UI, add-on not enabled)."""
+    outcome = _outcome(blender_runs, "farm")
+    codes, outputs, line = outcome["codes"], outcome["outputs"], outcome["strips"]
+    assert codes["ok"] == 0, outputs["ok"][-3000:]
+    assert codes["down"] != 0, outputs["down"][-3000:]
+    assert "BackendConnectionError" in outputs["down"], outputs["down"][-3000:]
+    assert line.split()[:3] == ["STRIPS", "1", "17"] and "//out/" in line and line.endswith(" 5"), line
+
+
+def test_panels_screenshot(blender_runs: dict) -> None:
+    """The panels draw in a real Blender window (Xvfb), without Python errors; a PNG is written."""
+    outcome = _outcome(blender_runs, "screenshot")
+    done, draws, png = outcome["done"], outcome["draws"], outcome["png"]
+    assert draws is not None, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert all(draws["draw_counts"][name] > 0 for name in ("connection", "generate", "jobs")), draws
+    assert not draws["errors"], draws["errors"]
+    assert draws["reported"], "a job's error did not become a Blender report in the window"
+    assert "Traceback" not in done.stderr and "Error in" not in done.stderr, done.stderr[-3000:]
+    assert png.exists() and png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
