@@ -164,14 +164,15 @@ class Client:
         urls: Iterable[str] = (),
         *,
         probe_local: bool = True,
-        timeout: float = 1.0,
+        timeout: float = 2.0,
         credentials: Credentials | Mapping[str, Any] | None = None,
     ) -> list[Endpoint]:
         """Ask every plugin which endpoints it can reach; results merged by URL.
 
         :param urls: URLs to check (in addition to what plugins find themselves).
         :param probe_local: let plugins probe their backend's usual local ports.
-        :param timeout: seconds the discovery may take.
+        :param timeout: seconds the discovery may take (only a server that accepts the
+            connection and answers slowly costs time: a busy WanGP can take over a second).
         """
         checked = tuple(build(Endpoint, url=url).url for url in urls)
         options = DiscoverOptions(

@@ -46,6 +46,8 @@ def isolated_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("VIDBRIDGE_WAN2GP_PROBE_PORTS", "")
+    # a server the test names is found even when the loaded machine serves its config slowly
+    monkeypatch.setenv("VIDBRIDGE_DISCOVER_TIMEOUT", "10")
 
 
 @pytest.fixture
