@@ -57,11 +57,12 @@ def demo_scene():
             ("a paper boat on a rainy street", "inferring", dict(step=12, total_steps=30, eta=41))]
     for prompt, phase, extra in rows:
         entry = scene.vidbridge_jobs.add()
-        entry.token, entry.job_id, entry.prompt, entry.phase = f"vb-demo{len(scene.vidbridge_jobs)}", "job-3f2a9c1b7d4e", prompt, phase
+        number = len(scene.vidbridge_jobs)  # staged entries (a README picture): one id each
+        entry.token, entry.job_id, entry.prompt, entry.phase = f"vb-demo{number}", f"job-3f2a9c1b7d{number:02d}", prompt, phase
         for key, value in extra.items():
             setattr(entry, key, value)
         if phase == "failed":  # through the add-on's own report path, as a failing job would
-            state["reported"] = pump.report("job-3f2a9c1b7d4e failed: BackendConnectionError: cannot use "
+            state["reported"] = pump.report(f"{entry.job_id} failed: BackendConnectionError: cannot use "
                                             "http://127.0.0.1:7861: connection refused", entry=entry)
 
 
