@@ -182,7 +182,7 @@ def test_extension_zip_installs_in_blender_4_5(blender_runs: dict) -> None:
     assert outcome["install"] == ["FINISHED"], outcome
     assert outcome["enabled"] == ["bl_ext.user_default.vidbridge_blender"], outcome
     assert outcome["ops"], outcome
-    assert {"vidbridge", "pydantic_core", "gradio_client"} <= set(outcome["wheels_installed"]), outcome
+    assert {"vidbridge", "pydantic_core", "gradio_client", "mcp"} <= set(outcome["wheels_installed"]), outcome
 
 
 def test_farm_command_line(blender_runs: dict) -> None:
