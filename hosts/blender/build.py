@@ -40,6 +40,10 @@ PIP = [sys.executable, "-m", "pip"]
 #: vidbridge's extras the add-on bundles: without ``mcp`` it could not reach WanGP's MCP face
 #: ("No module named 'mcp'"), whose jobs a restarted Blender can re-attach to.
 EXTRAS = "[mcp]"
+#: Dependencies pip cannot see from here: it evaluates environment markers for the building
+#: machine, not for the ``--platform`` it downloads for, so a requirement of one OS only is left
+#: out of the others' wheels. mcp needs pywin32 on Windows (``import mcp`` imports it there).
+PLATFORM_ONLY = {"windows-x64": ("pywin32>=311",)}
 QUIET = ["-q", "--disable-pip-version-check"]
 
 
@@ -54,11 +58,11 @@ def download_wheels(vidbridge_wheel: Path, dest: Path, pythons=PYTHONS, platform
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(vidbridge_wheel, dest)
     for python in pythons:
-        for tags in platforms.values():
+        for name, tags in platforms.items():
             platform_args = [arg for tag in tags for arg in ("--platform", tag)]
             subprocess.run([*PIP, "download", *QUIET, "--dest", str(dest), "--only-binary=:all:",
                             "--python-version", python, "--implementation", "cp", *platform_args,
-                            f"{vidbridge_wheel}{EXTRAS}"], check=True)
+                            f"{vidbridge_wheel}{EXTRAS}", *PLATFORM_ONLY.get(name, ())], check=True)
     return sorted(dest.glob("*.whl"))
 
 
