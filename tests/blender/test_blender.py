@@ -254,11 +254,13 @@ def _restart_run(info: dict, face: str, url: str, tmp: Path, variant: str) -> di
             ready = reader.submit(lambda: any(line.startswith("VB_READY") for line in first.stdout))
             ready.result(timeout=180)
             if face == "mcp":  # still running when the next Blender attaches, however slow its start
-                faults.set_options(url, step_delay=0.5)  # (the resume phase sets it back)
+                faults.set_options(url, step_delay=1.0)  # (the resume phase sets it back)
         finally:
             first.kill()  # SIGKILL: no save, no unregister, no cancel, as when Blender crashes
             first.wait()
             reader.shutdown(wait=True)
+    if face == "gradio":  # the lost task has started, which is all this face's case needs: the
+        faults.set_options(url, step_delay=0.02)  # rest of it and its rerun (queued behind it) go fast
     killed = time.monotonic()
     submitted = json.loads((tmp / "submit.json").read_text()) if (tmp / "submit.json").exists() else None
     second = subprocess.run([*info["command"], str(RESTART)], cwd=tmp, text=True, capture_output=True, timeout=300,

@@ -118,7 +118,8 @@ def _handle(event: Any) -> None:
         entry.resumable = True
         entry.message = "interrupted: Resubmit generates it again"
         current.landed(event.token)
-        report(f"job {entry.job_id} interrupted ({event.extra.get('reason')}): {event.data}", entry=entry)
+        why = str(event.data).removeprefix(f"{entry.job_id} is interrupted: ")  # said once is enough
+        report(f"job {entry.job_id} interrupted ({event.extra.get('reason')}): {why}", entry=entry)
     elif event.kind == "failed":
         entry.phase = "failed"
         entry.resumable = False
