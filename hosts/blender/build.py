@@ -1,9 +1,10 @@
 """Build the vidbridge Blender extension: ``python hosts/blender/build.py [--out DIR]``.
 
 1. builds the vidbridge wheel of this repository;
-2. ``pip download``s it with its dependencies as wheels for every platform and Python that
-   Blender 4.2+ ships (CPython 3.11 and 3.13; Linux x64, Windows x64, macOS arm64 and x64),
-   pure-Python wheels once, compiled ones (pydantic-core) per platform and Python;
+2. ``pip download``s it with its dependencies (and its ``mcp`` extra, the MCP SDK for WanGP's MCP
+   face) as wheels for every platform and Python that Blender 4.2+ ships (CPython 3.11 and 3.13;
+   Linux x64, Windows x64, macOS arm64 and x64), pure-Python wheels once, compiled ones
+   (pydantic-core, cryptography, rpds-py...) per platform and Python;
 3. copies the add-on package, writes its ``blender_manifest.toml`` with those ``wheels``;
 4. zips it to ``<out>/vidbridge_blender-<version>.zip`` (install it with Blender's
    "Install from Disk", or ``blender --command extension install-file``).
@@ -36,6 +37,13 @@ PLATFORMS = {
     "macos-x64": ("macosx_10_13_x86_64", "macosx_10_12_x86_64"),
 }
 PIP = [sys.executable, "-m", "pip"]
+#: vidbridge's extras the add-on bundles: without ``mcp`` it could not reach WanGP's MCP face
+#: ("No module named 'mcp'"), whose jobs a restarted Blender can re-attach to.
+EXTRAS = "[mcp]"
+#: Dependencies pip cannot see from here: it evaluates environment markers for the building
+#: machine, not for the ``--platform`` it downloads for, so a requirement of one OS only is left
+#: out of the others' wheels. mcp needs pywin32 on Windows (``import mcp`` imports it there).
+PLATFORM_ONLY = {"windows-x64": ("pywin32>=311",)}
 QUIET = ["-q", "--disable-pip-version-check"]
 
 
@@ -50,11 +58,11 @@ def download_wheels(vidbridge_wheel: Path, dest: Path, pythons=PYTHONS, platform
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(vidbridge_wheel, dest)
     for python in pythons:
-        for tags in platforms.values():
+        for name, tags in platforms.items():
             platform_args = [arg for tag in tags for arg in ("--platform", tag)]
             subprocess.run([*PIP, "download", *QUIET, "--dest", str(dest), "--only-binary=:all:",
                             "--python-version", python, "--implementation", "cp", *platform_args,
-                            str(vidbridge_wheel)], check=True)
+                            f"{vidbridge_wheel}{EXTRAS}", *PLATFORM_ONLY.get(name, ())], check=True)
     return sorted(dest.glob("*.whl"))
 
 
@@ -88,7 +96,7 @@ def legacy_site(target: Path, vidbridge_wheel: Path, python: str) -> Path:
     """``site/pyXY`` inside the package: vidbridge installed for Python ``python`` on this platform."""
     site = target / "site" / f"py{python.replace('.', '')}"
     subprocess.run([*PIP, "install", *QUIET, "--target", str(site), "--only-binary=:all:", "--python-version",
-                    python, "--implementation", "cp", str(vidbridge_wheel)], check=True)
+                    python, "--implementation", "cp", f"{vidbridge_wheel}{EXTRAS}"], check=True)
     return site
 
 

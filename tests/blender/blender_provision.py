@@ -4,7 +4,8 @@ Three variants, each under the gitignored ``.blender-build/`` with a marker file
 run reuses them:
 
 * ``bpy45``: a venv of CPython 3.11 with the ``bpy`` wheel of Blender 4.5 LTS;
-* ``bpy-latest``: a venv of CPython 3.13 with the newest ``bpy`` wheel;
+* ``bpy-latest``: a venv of CPython 3.13 with the newest ``bpy`` wheel
+  (both with ``vidbridge[mcp]``: the restart test talks to WanGP's MCP face too);
 * ``debian``: Debian's ``blender`` package (its own Python), with vidbridge and its dependencies
   installed by ``pip install --target`` for that Python version into a folder the test adds to
   ``sys.path`` (what the legacy add-on's ``site/`` folder is for).
@@ -122,13 +123,21 @@ def bpy_venv(name: str, python_version: str, requirement: str) -> dict:
     return {"command": [str(python)], "site": "", "provision_s": round(time.monotonic() - started, 1)}
 
 
+#: vidbridge's extras in the bpy venvs: ``mcp`` (the MCP SDK), so the add-on reaches WanGP's MCP face.
+EXTRAS = "[mcp]"
+
+
 def _make_bpy_venv(venv: Path, python: Path, ready: Path, base: str, requirement: str) -> None:
+    wanted = f"{requirement} vidbridge{EXTRAS}"  # the marker's text: what the venv was made with
     if not ready.exists():
         _run([base, "-m", "venv", "--clear", str(venv)])
         # vidbridge's wheel with its dependencies, and bpy, in one resolve.
-        _run([str(python), "-m", "pip", "install", *PIP_QUIET, requirement, str(vidbridge_wheel())])
+        _run([str(python), "-m", "pip", "install", *PIP_QUIET, requirement, f"{vidbridge_wheel()}{EXTRAS}"])
         (venv / ".vidbridge-digest").write_text(source_digest() + "\n")
-        ready.write_text(requirement + "\n")
+        ready.write_text(wanted + "\n")
+    elif ready.read_text().strip() != wanted:  # made before the extras were asked for: add them only
+        _run([str(python), "-m", "pip", "install", *PIP_QUIET, f"{vidbridge_wheel()}{EXTRAS}"])
+        ready.write_text(wanted + "\n")
     _install_vidbridge([str(python), "-m", "pip"], venv / ".vidbridge-digest")
 
 

@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 CHECKS = HERE / "inblender_checks.py"
 SCREENSHOT = provision.ROOT / "hosts" / "blender" / "screenshot.py"
 INSTALL = HERE / "install_extension.py"
+RESTART = HERE / "inblender_restart.py"
 SKIP = os.environ.get("VIDBRIDGE_SKIP_BLENDER") == "1"
 EXPECTED = {"import_is_cheap", "enable_addon", "preferences", "test_connection_health", "generate_operator",
             "scripting_api", "cancel", "server_down_is_a_report", "invalid_request_is_a_report",
@@ -181,7 +182,7 @@ def test_extension_zip_installs_in_blender_4_5(blender_runs: dict) -> None:
     assert outcome["install"] == ["FINISHED"], outcome
     assert outcome["enabled"] == ["bl_ext.user_default.vidbridge_blender"], outcome
     assert outcome["ops"], outcome
-    assert {"vidbridge", "pydantic_core", "gradio_client"} <= set(outcome["wheels_installed"]), outcome
+    assert {"vidbridge", "pydantic_core", "gradio_client", "mcp"} <= set(outcome["wheels_installed"]), outcome
 
 
 def test_farm_command_line(blender_runs: dict) -> None:
@@ -205,3 +206,124 @@ def test_panels_screenshot(blender_runs: dict) -> None:
     assert draws["reported"], "a job's error did not become a Blender report in the window"
     assert "Traceback" not in done.stderr and "Error in" not in done.stderr, done.stderr[-3000:]
     assert png.exists() and png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- jobs survive a real Blender restart ---------------------------------------------------------
+
+#: The restart test's Blender variants: the bpy wheels (Debian's blender may be absent in CI).
+RESTART_VARIANTS = ("bpy45", "bpy-latest")
+
+
+@pytest.fixture(scope="module")
+def restart_servers(tmp_path_factory: pytest.TempPathFactory):
+    """Both faces of the mock WanGP, slow enough (40 steps, 0.1 s each) that a job still runs
+    while one Blender process dies and the next one starts: face -> URL."""
+    from vidbridge.plugins.mock_backend.server import MockServer
+
+    with MockServer(port=0, mcp=True, step_delay=0.1, state_dir=tmp_path_factory.mktemp("restart-mcp")) as mcp, \
+            MockServer(port=0, step_delay=0.1, state_dir=tmp_path_factory.mktemp("restart-web")) as web:
+        yield {"mcp": mcp.url, "gradio": web.url}
+
+
+def _provisioned(blender_futures: dict, variant: str) -> dict:
+    try:
+        return blender_futures[variant].result(timeout=1800)
+    except provision.Missing as exc:
+        if SKIP:
+            pytest.skip(f"{variant}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
+        pytest.fail(f"{variant}: {exc}; install it, or set VIDBRIDGE_SKIP_BLENDER=1 to skip these tests")
+
+
+def _restart_run(info: dict, face: str, url: str, tmp: Path, variant: str) -> dict:
+    """Blender process 1 submits and is SIGKILLed while the job runs; process 2 opens the file
+    and resumes. Returns both processes' results and the seconds each took."""
+    from vidbridge.plugins.mock_backend import faults
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    prompt = f"a lighthouse after a crash ({face}, {variant})"  # one per run: the counter counts by prompt
+    common = dict(VB_URL=url, VB_FACE=face, VB_PROMPT=prompt, VB_BLEND=str(tmp / "shot.blend"),
+                  VB_SITE=info["site"], BLENDER_USER_RESOURCES=str(tmp / "user"))
+    started = time.monotonic()
+    with open(tmp / "submit.stderr", "w") as errors:
+        first = subprocess.Popen([*info["command"], str(RESTART)], cwd=tmp, text=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors,
+                                 env=_env(tmp, VB_PHASE="submit", VB_RESULT=str(tmp / "submit.json"), **common))
+        reader = ThreadPoolExecutor(max_workers=1)
+        try:
+            # The script prints VB_READY once the job runs on the server and the .blend is saved.
+            ready = reader.submit(lambda: any(line.startswith("VB_READY") for line in first.stdout))
+            ready.result(timeout=180)
+            if face == "mcp":  # still running when the next Blender attaches, however slow its start
+                faults.set_options(url, step_delay=1.0)  # (the resume phase sets it back)
+        finally:
+            first.kill()  # SIGKILL: no save, no unregister, no cancel, as when Blender crashes
+            first.wait()
+            reader.shutdown(wait=True)
+    if face == "gradio":  # the lost task has started, which is all this face's case needs: the
+        faults.set_options(url, step_delay=0.02)  # rest of it and its rerun (queued behind it) go fast
+    killed = time.monotonic()
+    submitted = json.loads((tmp / "submit.json").read_text()) if (tmp / "submit.json").exists() else None
+    second = subprocess.run([*info["command"], str(RESTART)], cwd=tmp, text=True, capture_output=True, timeout=300,
+                            env=_env(tmp, VB_PHASE="resume", VB_RESULT=str(tmp / "resume.json"), **common))
+    resumed = json.loads((tmp / "resume.json").read_text()) if (tmp / "resume.json").exists() else None
+    return {"prompt": prompt, "url": url, "submit": submitted, "resume": resumed,
+            "submit_stderr": (tmp / "submit.stderr").read_text()[-3000:], "resume_stderr": second.stderr[-3000:],
+            "seconds": {"submit": round(killed - started, 1), "resume": round(time.monotonic() - killed, 1)}}
+
+
+@pytest.mark.parametrize("variant", RESTART_VARIANTS)
+def test_jobs_survive_a_blender_restart(variant: str, blender_futures: dict, restart_servers: dict,
+                                        tmp_path: Path) -> None:
+    """A job running when Blender dies (SIGKILL) is listed as unfinished when a new Blender opens
+    the file, and is not lost: on WanGP's MCP face it is re-attached (``Client.attach`` through the
+    ledger) and lands with no second generation; on the web UI (gradio) face, whose task belonged
+    to the dead process's session, it is reported as interrupted and then resubmitted, once."""
+    from vidbridge.plugins.mock_backend import faults
+
+    info = _provisioned(blender_futures, variant)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="restart") as pool:  # the two faces at once
+        runs = {face: pool.submit(_restart_run, info, face, url, tmp_path / face, variant)
+                for face, url in restart_servers.items()}
+        outcome = {face: future.result() for face, future in runs.items()}
+    print(f"\nrestart {variant}: " + ", ".join(f"{face} {run['seconds']}" for face, run in outcome.items()),
+          file=sys.stderr)
+    for face, run in outcome.items():
+        shown = json.dumps({k: v for k, v in run.items() if not k.endswith("stderr")}, indent=1, default=str)
+        context = (f"{face}:\n{shown}\n--- submit stderr\n{run['submit_stderr']}"
+                   f"\n--- resume stderr\n{run['resume_stderr']}")
+        submitted, resumed = run["submit"], run["resume"]
+        assert submitted and submitted["ok"], context
+        assert resumed and resumed["ok"], context
+        job_id = submitted["entry"]["job_id"]
+        # Listed after the restart: the scene's entry (offered for Resume) and the ledger's row.
+        [listed] = resumed["listed"]
+        assert listed["job_id"] == job_id and listed["resumable"], context
+        assert listed["phase"] not in ("queued", "completed", "failed", "cancelled"), context
+        assert job_id in {row["id"] for row in resumed["ledger_unfinished"]}, context
+        counter = faults.read_counter(run["url"])["by_prompt"].get(run["prompt"])
+        if face == "mcp":
+            assert submitted["ledger"]["ref"]["data"].get("mcp_job"), context
+            running = ("loading_model", "encoding", "inferring", "decoding")
+            assert resumed["attached_at"][0] in running, context  # attached while it still ran
+            assert resumed["resumed"]["landed"], context
+            assert counter == 1, f"{counter} generations of the prompt\n{context}"  # attached, not run again
+            assert resumed["ledger_final"] == {"status": "completed", "attempt": 1}, context
+        else:
+            entry = resumed["resumed"]["entry"]
+            assert not resumed["resumed"]["landed"] and entry["phase"] == "interrupted", context
+            assert "interrupted" in entry["error"] and "session_bound" in entry["error"], context
+            assert any(job_id in error and "interrupted" in error for error in resumed["resumed"]["errors"]), context
+            assert [e["job_id"] for e in resumed["after_interrupted"]] == [job_id], context  # still listed
+            assert resumed["ledger_interrupted"]["status"] == "interrupted", context
+            assert resumed["ledger_interrupted"]["error"]["reason"] == "session_bound", context
+            assert resumed["resubmitted"]["landed"], context
+            assert counter == 2, f"{counter} generations of the prompt\n{context}"  # the lost one and its rerun
+            assert resumed["ledger_final"] == {"status": "completed", "attempt": 2}, context
+        strip = resumed["strip"]
+        assert strip["type"] == "MOVIE" and strip["frames"] == 17, context
+        assert (strip["frame_start"], strip["channel"]) == (20, listed["channel"]), context
+        assert strip["filepath"].startswith("//vidbridge") and strip["exists"], context
+        props = strip["props"]
+        assert props["vidbridge_job_id"] == job_id and props["vidbridge_seed"] == 11, context
+        assert props["vidbridge_server"] == run["url"] and len(props["vidbridge_sha256"]) == 64, context
+        assert props["vidbridge_manifest"].endswith(".json") and props["vidbridge_model"], context

@@ -94,7 +94,8 @@ def cancel(job_id: str) -> None:
 
 
 def resume(job_id: str, **options):
-    """Follow an unfinished job of the scene again through the vidbridge job ledger."""
+    """Follow an unfinished job of the scene again through the vidbridge job ledger
+    (``resubmit=True``: generate an interrupted one again; see :func:`.api.resume`)."""
     _ensure_registered()
     from . import api
 

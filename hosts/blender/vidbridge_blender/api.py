@@ -88,11 +88,16 @@ def cancel(job_id: str) -> None:
     lifecycle.ensure_timer()
 
 
-def resume(job_id: str, output_dir: str | None = None) -> str:
+def resume(job_id: str, output_dir: str | None = None, resubmit: bool = False) -> str:
     """Follow an unfinished (or finished) job of the scene again through the vidbridge job ledger
     (``Client.resume``): a completed job's files are verified again and its strips placed; an
     unfinished one is re-attached. A job of the ledger's last listing (:func:`refresh_ledger`)
     that is not in the file gets an entry first. Returns the token.
+
+    When the server cannot find the job's work again (a WanGP web-UI task belonged to the gradio
+    session of the Blender that queued it), the entry becomes ``interrupted`` with the reason, is
+    reported, and stays listed; ``resubmit=True`` then runs its request again, as the ledger
+    job's next attempt (a second generation on the server: never done without being asked).
 
     :raises KeyError: no such job in the open scenes or the ledger listing.
     """
@@ -101,9 +106,10 @@ def resume(job_id: str, output_dir: str | None = None) -> str:
         entry = _adopt(job_id)
     if not entry.job_id:
         raise KeyError(f"job {job_id!r} never reached vidbridge (no job id): generate it again")
-    entry.phase, entry.error, entry.message = "queued", "", "resuming"
+    entry.phase, entry.error, entry.message = "queued", "", "resubmitting" if resubmit else "resuming"
+    entry.resumable = False
     folder = output_dir or entry.output_dir or paths.output_folder(prefs.settings().output_dir)
-    lifecycle.runner().resume(entry.token, entry.job_id, folder, prefs.settings().credentials())
+    lifecycle.runner().resume(entry.token, entry.job_id, folder, prefs.settings().credentials(), resubmit=resubmit)
     lifecycle.ensure_timer()
     return entry.token
 
@@ -168,5 +174,5 @@ def run_pending(timeout: float | None = None) -> bool:
 
 
 def unfinished_entries(scene: Any) -> list:
-    """The scene's job entries that have not ended."""
+    """The scene's job entries that have not ended (``interrupted`` ones included)."""
     return [entry for entry in scene.vidbridge_jobs if entry.phase not in TERMINAL]

@@ -8,9 +8,9 @@ import logging
 import bpy
 from bpy.app.handlers import persistent
 
-from .props import TERMINAL
+from .props import INTERRUPTED, TERMINAL
 
-__all__ = ["runner", "ensure_timer", "health", "errors", "register", "unregister"]
+__all__ = ["runner", "ensure_timer", "mark_unfinished", "health", "errors", "register", "unregister"]
 
 log = logging.getLogger("vidbridge.blender")
 
@@ -58,21 +58,40 @@ def ensure_timer() -> None:
         bpy.app.timers.register(_timer, first_interval=0.05, persistent=True)
 
 
-@persistent
-def _on_load(_dummy) -> None:
-    """A file was opened: its unfinished jobs that this session does not follow can be resumed."""
+def mark_unfinished() -> int:
+    """Offer the open file's unfinished jobs that this session does not follow for Resume
+    (``entry.resumable``); returns how many. Interrupted ones keep their message (why, and that
+    Resubmit runs them again)."""
     followed = runner().outstanding() if has_runner() else set()
+    marked = 0
     for scene in bpy.data.scenes:
         for entry in getattr(scene, "vidbridge_jobs", ()):
             if entry.phase not in TERMINAL and entry.token not in followed:
                 entry.resumable = True
-                entry.message = "unfinished when the file was saved: Resume follows it again"
+                if entry.phase != INTERRUPTED:
+                    entry.message = "unfinished when the file was saved: Resume follows it again"
+                marked += 1
+    return marked
+
+
+@persistent
+def _on_load(_dummy) -> None:
+    """A file was opened: its unfinished jobs that this session does not follow can be resumed."""
+    mark_unfinished()
 
 
 def register() -> None:
-    """Install the load handler (no timer or thread yet)."""
+    """Install the load handler (no timer or thread yet), and offer the unfinished jobs of a file
+    that was opened before the add-on was enabled (``blender -b shot.blend --python ...``, or a
+    script that enables it): no load handler ran for that file."""
     if _on_load not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(_on_load)
+    try:
+        scenes = bpy.data.scenes
+    except AttributeError:  # enabled while Blender starts (restricted data): the load handler will run
+        return
+    if len(scenes):
+        mark_unfinished()
 
 
 def unregister() -> None:

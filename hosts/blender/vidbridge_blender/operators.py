@@ -85,10 +85,13 @@ class VIDBRIDGE_OT_resume(bpy.types.Operator):
     bl_label = "Resume job"
 
     job_id: StringProperty(name="Job", description="The job's token or vidbridge job id")
+    resubmit: BoolProperty(name="Resubmit", default=False, options={"SKIP_SAVE"},
+                           description="When the server cannot find the job's work (interrupted), generate it "
+                                       "again as the job's next attempt")
 
     def execute(self, context):  # noqa: D102
         try:
-            api.resume(self.job_id)
+            api.resume(self.job_id, resubmit=self.resubmit)
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _error_text(exc))
             return {"CANCELLED"}

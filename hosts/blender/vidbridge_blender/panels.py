@@ -9,7 +9,7 @@ from __future__ import annotations
 import bpy
 
 from . import lifecycle, prefs
-from .props import TERMINAL
+from .props import INTERRUPTED, TERMINAL
 
 __all__ = ["draw_counts", "register", "unregister"]
 
@@ -83,7 +83,8 @@ class VIDBRIDGE_PT_jobs(_Sidebar, bpy.types.Panel):
             layout.label(text="no jobs yet")
         for entry in reversed(jobs[-12:]):
             box = layout.box()
-            icon = {"completed": "CHECKMARK", "failed": "ERROR", "cancelled": "X"}.get(entry.phase, "TIME")
+            icon = {"completed": "CHECKMARK", "failed": "ERROR", "cancelled": "X",
+                    INTERRUPTED: "UNLINKED"}.get(entry.phase, "TIME")
             box.label(text=entry.prompt[:48] or entry.token, icon=icon)
             box.label(text=f"{entry.phase} · {entry.job_id or entry.token}")
             details = []
@@ -105,7 +106,10 @@ class VIDBRIDGE_PT_jobs(_Sidebar, bpy.types.Panel):
             row = box.row()
             if entry.phase not in TERMINAL and not entry.resumable:
                 row.operator("vidbridge.cancel", icon="CANCEL").job_id = entry.token
-            if entry.resumable:
+            if entry.phase == INTERRUPTED:  # nothing left to follow: only running it again helps
+                op = row.operator("vidbridge.resume", text="Resubmit", icon="FILE_REFRESH")
+                op.job_id, op.resubmit = entry.token, True
+            elif entry.resumable:
                 row.operator("vidbridge.resume", icon="PLAY").job_id = entry.token
         if lifecycle.errors:
             layout.label(text=lifecycle.errors[-1][:90], icon="ERROR")

@@ -10,10 +10,14 @@ import bpy
 from bpy.props import (CollectionProperty, IntProperty, PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-__all__ = ["VIDBRIDGE_PG_job", "VIDBRIDGE_PG_inputs", "TERMINAL", "register", "unregister"]
+__all__ = ["VIDBRIDGE_PG_job", "VIDBRIDGE_PG_inputs", "TERMINAL", "INTERRUPTED", "register", "unregister"]
 
 #: phases after which a job entry needs nothing more
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+#: not a vidbridge phase: the server cannot be asked about the job's work any more (a WanGP web-UI
+#: task belonged to the gradio session of the Blender that queued it). Unfinished, never dropped:
+#: it keeps its place in the Sequencer and is offered for Resubmit (``resume(..., resubmit=True)``).
+INTERRUPTED = "interrupted"
 
 
 class VIDBRIDGE_PG_job(PropertyGroup):

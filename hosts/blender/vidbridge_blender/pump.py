@@ -10,7 +10,7 @@ from typing import Any
 import bpy
 
 from . import lifecycle, placement
-from .props import find_entry
+from .props import INTERRUPTED, find_entry
 
 __all__ = ["pump", "report"]
 
@@ -111,6 +111,15 @@ def _handle(event: Any) -> None:
             _apply_status(entry, event.data)
     elif event.kind == "cancelled_request":
         entry.message = f"cancel: {event.data}"
+    elif event.kind == "interrupted":
+        # Not failed: the job's work may even have run on the server, but this Blender cannot
+        # follow it. It stays unfinished (listed, its place kept) and is offered for Resubmit.
+        entry.phase = INTERRUPTED
+        entry.resumable = True
+        entry.message = "interrupted: Resubmit generates it again"
+        current.landed(event.token)
+        why = str(event.data).removeprefix(f"{entry.job_id} is interrupted: ")  # said once is enough
+        report(f"job {entry.job_id} interrupted ({event.extra.get('reason')}): {why}", entry=entry)
     elif event.kind == "failed":
         entry.phase = "failed"
         entry.resumable = False

@@ -23,7 +23,8 @@ log = logging.getLogger("vidbridge.blender")
 @dataclass(frozen=True)
 class Event:
     """Something for the main thread: ``kind`` is ``submitted``, ``status``, ``finished``,
-    ``failed``, ``cancelled_request``, ``health``, ``ledger`` or ``report``."""
+    ``failed``, ``interrupted`` (a resume found no work to follow), ``cancelled_request``,
+    ``health``, ``ledger`` or ``report``."""
 
     kind: str
     token: str = ""
@@ -153,20 +154,27 @@ class Runner:
             return
         self._follow(token, job)
 
-    def resume(self, token: str, job_id: str, output_dir: str, credentials: dict) -> None:
-        """Follow a ledger job again (``Client.resume``) on a worker thread. Returns at once."""
+    def resume(self, token: str, job_id: str, output_dir: str, credentials: dict, resubmit: bool = False) -> None:
+        """Follow a ledger job again (``Client.resume``; ``resubmit``: run it again when its work
+        cannot be found) on a worker thread. Returns at once."""
         with self._lock:
             self._open.add(token)
         try:
-            self._spawn(f"resume-{token}", self._run_resume, token, job_id, output_dir, credentials)
+            self._spawn(f"resume-{token}", self._run_resume, token, job_id, output_dir, credentials, resubmit)
         except RuntimeError:
             self.landed(token)
             raise
 
-    def _run_resume(self, token: str, job_id: str, output_dir: str, credentials: dict) -> None:
+    def _run_resume(self, token: str, job_id: str, output_dir: str, credentials: dict, resubmit: bool) -> None:
+        from vidbridge import NotAttachableError
+
         try:
-            job = self.client().resume(job_id, output_dir=output_dir, credentials=credentials or None,
+            job = self.client().resume(job_id, resubmit=resubmit, output_dir=output_dir,
+                                       credentials=credentials or None,
                                        on_status=lambda status: self.events.put(Event("status", token, status)))
+        except NotAttachableError as exc:  # the ledger now says interrupted: the artist decides
+            self.events.put(Event("interrupted", token, exc.message, {"reason": exc.reason}))
+            return
         except Exception as exc:  # noqa: BLE001
             self.events.put(Event("failed", token, _message(exc)))
             return
