@@ -199,13 +199,5 @@ _CLASSES = (VIDBRIDGE_OT_generate, VIDBRIDGE_OT_cancel, VIDBRIDGE_OT_resume, VID
             VIDBRIDGE_OT_clear_finished)
 
 
-def register() -> None:
-    """Register the operators."""
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    """Unregister the operators."""
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+# Blender's own pair: registers in order, unregisters in reverse.
+register, unregister = bpy.utils.register_classes_factory(_CLASSES)

@@ -130,13 +130,5 @@ class VIDBRIDGE_PT_jobs(_Sidebar, bpy.types.Panel):
 _CLASSES = (VIDBRIDGE_PT_connection, VIDBRIDGE_PT_generate, VIDBRIDGE_PT_jobs)
 
 
-def register() -> None:
-    """Register the panels."""
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    """Unregister the panels."""
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+# Blender's own pair: registers in order, unregisters in reverse.
+register, unregister = bpy.utils.register_classes_factory(_CLASSES)
