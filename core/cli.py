@@ -518,6 +518,13 @@ def discover_timeout(given: float | None) -> float:
     return seconds
 
 
+def found_servers(client: Any, credentials: Any) -> list[Any]:
+    """The usable endpoints the search finds when no ``--url`` is given (configured URLs and the
+    usual local ports), within :func:`discover_timeout`."""
+    return [endpoint for endpoint in client.discover(credentials=credentials, timeout=discover_timeout(None))
+            if endpoint.healthy and endpoint.backend]
+
+
 def _cmd_discover(args: argparse.Namespace) -> int:
     manager = args.plugin_manager
     with _client(args, manager) as client:
@@ -595,8 +602,7 @@ def _endpoint(args: argparse.Namespace, client: Any, manager: Any) -> Iterator[t
     if args.url:
         yield client.identify(args.url[0], credentials), False
         return
-    found = [endpoint for endpoint in client.discover(credentials=credentials, timeout=discover_timeout(None))
-             if endpoint.healthy and endpoint.backend]
+    found = found_servers(client, credentials)
     if len(found) > 1:
         _say(f"using a pool of the {len(found)} servers found: {', '.join(endpoint.url for endpoint in found)}")
         yield found, False

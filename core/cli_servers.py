@@ -56,7 +56,7 @@ def format_health(health: Any) -> str:
 
 
 def _cmd_servers(args: argparse.Namespace) -> int:
-    from .cli import ExitCode, _client, _emit_json, _say, credentials_from_args, discover_timeout
+    from .cli import ExitCode, _client, _emit_json, _say, credentials_from_args, found_servers
     from .health import HealthService
     from .models import Endpoint, build
     from .pool import discovery_probe
@@ -66,8 +66,7 @@ def _cmd_servers(args: argparse.Namespace) -> int:
         if args.url:
             urls = [build(Endpoint, url=url).url for url in args.url]
         else:
-            urls = [e.url for e in client.discover(credentials=credentials, timeout=discover_timeout(None))
-                    if e.healthy and e.backend]
+            urls = [endpoint.url for endpoint in found_servers(client, credentials)]
         if not urls:
             _say("no servers found (give them with --url, or VIDBRIDGE_WAN2GP_URL=URL1,URL2)")
             if args.json:

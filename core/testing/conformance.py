@@ -306,7 +306,8 @@ class BackendConformance:
                 assert isinstance(endpoint, Endpoint), f"discover returned {endpoint!r}, not an Endpoint"
                 assert endpoint.backend in ("", name), f"discover claimed an endpoint for {endpoint.backend!r}"
 
-        found = {endpoint.url: endpoint for endpoint in conformance_client.discover([url], probe_local=False, timeout=5.0)}
+        found = {endpoint.url: endpoint
+                 for endpoint in conformance_client.discover([url], probe_local=False, timeout=5.0)}
         endpoint = found[Endpoint(url=url).url]
         assert endpoint.healthy, f"the plugin did not recognise its own endpoint {url}: {endpoint.note}"
         assert endpoint.backend == name

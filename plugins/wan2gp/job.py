@@ -272,22 +272,28 @@ class Wan2GPJob:
             except TransportError:
                 if self.session.server_down():
                     raise self._lost("the server went away before its output was read") from None
-                # The server runs but its gallery did not answer in time: the output, if it was
-                # written, is still found under its own name (never regenerate what exists), and a
-                # name every candidate folder answered "no such file" for means: no output yet.
                 if not self.flow.output_stem:
                     raise
-                lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders)
-                if lookup.item is None and not lookup.answered:
-                    if round_ < self.OUTPUT_ROUNDS and not self.flow.stop.is_set():
-                        continue  # unclear: neither answered; ask both again
+                found = self._outputs_by_name()
+                if found is not None:
+                    return found
+                if round_ == self.OUTPUT_ROUNDS or self.flow.stop.is_set():
                     raise
-                log.info("%s: %s: the gallery did not answer; by its name the output is %s",
-                         redact_url(self.session.url), self.job_id, lookup.item.path if lookup.item else "not there")
-                return [lookup.item] if lookup.item else []
+                continue  # unclear: neither answered; ask both again
             known = self.pooled.gallery or set()
             return [item for item in after if item.path not in known]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _outputs_by_name(self) -> list[GalleryItem] | None:
+        """The server runs but its gallery did not answer: the output, if it was written, is still
+        found under its own name (never regenerate what exists); a name every candidate folder
+        answered "no such file" for means no output yet (``[]``); None: no telling answer."""
+        lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders)
+        if lookup.item is None and not lookup.answered:
+            return None
+        log.info("%s: %s: the gallery did not answer; by its name the output is %s",
+                 redact_url(self.session.url), self.job_id, lookup.item.path if lookup.item else "not there")
+        return [lookup.item] if lookup.item else []
 
     def _finish(self, outputs: list[GalleryItem]) -> None:
         assert self.pooled is not None

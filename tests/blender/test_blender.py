@@ -90,9 +90,11 @@ def blender_runs(blender_futures, mock_url: str, tmp_path_factory: pytest.TempPa
     pool.shutdown(wait=True)
 
 
-def _outcome(runs: dict, name: str) -> dict:
+def _outcome(runs: dict, name: str, timeout: float = 2400) -> dict:
+    """``runs[name]``'s result (a provisioning or a Blender run); a missing prerequisite fails
+    the test, or skips it under ``VIDBRIDGE_SKIP_BLENDER=1``."""
     try:
-        return runs[name].result(timeout=2400)
+        return runs[name].result(timeout=timeout)
     except provision.Missing as exc:
         if SKIP:
             pytest.skip(f"{name}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
@@ -225,15 +227,6 @@ def restart_servers(tmp_path_factory: pytest.TempPathFactory):
         yield {"mcp": mcp.url, "gradio": web.url}
 
 
-def _provisioned(blender_futures: dict, variant: str) -> dict:
-    try:
-        return blender_futures[variant].result(timeout=1800)
-    except provision.Missing as exc:
-        if SKIP:
-            pytest.skip(f"{variant}: {exc} (VIDBRIDGE_SKIP_BLENDER=1)")
-        pytest.fail(f"{variant}: {exc}; install it, or set VIDBRIDGE_SKIP_BLENDER=1 to skip these tests")
-
-
 def _restart_run(info: dict, face: str, url: str, tmp: Path, variant: str) -> dict:
     """Blender process 1 submits and is SIGKILLed while the job runs; process 2 opens the file
     and resumes. Returns both processes' results and the seconds each took."""
@@ -280,7 +273,7 @@ def test_jobs_survive_a_blender_restart(variant: str, blender_futures: dict, res
     to the dead process's session, it is reported as interrupted and then resubmitted, once."""
     from vidbridge.plugins.mock_backend import faults
 
-    info = _provisioned(blender_futures, variant)
+    info = _outcome(blender_futures, variant, timeout=1800)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="restart") as pool:  # the two faces at once
         runs = {face: pool.submit(_restart_run, info, face, url, tmp_path / face, variant)
                 for face, url in restart_servers.items()}
