@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
+from .errors import InvalidRequestError
 from .models import GenerationRequest
 
 __all__ = ["Candidate", "RoutingPolicy", "SoonestStart", "missing_for"]
@@ -90,14 +91,28 @@ class SoonestStart:
     takes about as long as a job); degraded servers come after healthy ones; ties go to the server
     listed first. Servers that lack the requested model or a requested LoRA are never chosen.
 
+    Jobs are bound to a server late: a server gets another of the pool's jobs only while fewer
+    than ``1 + ready`` of them are there (one it runs, ``ready`` prepared behind it), however many
+    slots ``max_sessions`` gives it. The rest wait in the pool's queue, so each goes to whichever
+    server frees first (a server that turns out slower gets fewer), and moves freely if a server
+    goes down: nothing of it was sent anywhere yet. One ready job is enough for a server never to
+    wait between jobs as long as preparing one (a few calls) is shorter than a generation.
+
     :param switch_cost: jobs' worth of time a model switch is counted as.
+    :param ready: the pool's jobs allowed to wait on a server behind the one it runs (``None``:
+        as many as its slots allow).
+    :raises InvalidRequestError: ``ready`` below 0.
     """
 
-    def __init__(self, switch_cost: float = 1.0) -> None:
+    def __init__(self, switch_cost: float = 1.0, ready: int | None = 1) -> None:
+        if ready is not None and (isinstance(ready, bool) or not isinstance(ready, int) or ready < 0):
+            raise InvalidRequestError(f"ready must be a whole number >= 0 or None, not {ready!r}", field="ready",
+                                      allowed="an int >= 0, or None for as many as the slots allow")
         self.switch_cost = switch_cost
+        self.ready = ready
 
     def __repr__(self) -> str:
-        return f"SoonestStart(switch_cost={self.switch_cost:g})"
+        return f"SoonestStart(switch_cost={self.switch_cost:g}, ready={self.ready})"
 
     def eligible(self, request: GenerationRequest, candidate: Candidate) -> bool:
         """True unless ``candidate`` is known to lack the model or a LoRA of ``request``."""
@@ -105,7 +120,9 @@ class SoonestStart:
 
     def choose(self, request: GenerationRequest, candidates: Sequence[Candidate]) -> Candidate | None:
         """The eligible candidate with the shortest expected wait (``None`` if none is eligible)."""
-        fitting = [c for c in candidates if c.free > 0 and self.eligible(request, c)]
+        limit = None if self.ready is None else 1 + self.ready
+        fitting = [c for c in candidates if c.free > 0 and (limit is None or c.in_flight < limit)
+                   and self.eligible(request, c)]
         if not fitting:
             return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
@@ -51,7 +52,8 @@ class Ledger:
         if op == "start":
             self._runs.append(record["run"])
         elif op == "finish" and 0 <= record["index"] < len(self._runs):
-            self._runs[record["index"]].update(outcome=record["outcome"], file=record["file"])
+            self._runs[record["index"]].update(outcome=record["outcome"], file=record["file"],
+                                               ended=record.get("ended"))
         elif op == "event":
             self._events[record["name"]] += 1
 
@@ -71,7 +73,8 @@ class Ledger:
         """Record a generation that started; returns its index for :meth:`finish`."""
         with self._lock:
             run = {"prompt": prompt, "seed": seed, "client_id": client_id, "model_type": model_type,
-                   "session": session, "outcome": "running", "file": None}
+                   "session": session, "outcome": "running", "file": None,
+                   "started": time.time(), "ended": None}
             self._runs.append(run)
             self._write({"op": "start", "run": run})
             return len(self._runs) - 1
@@ -79,8 +82,9 @@ class Ledger:
     def finish(self, index: int, outcome: str, file: str | None = None) -> None:
         """Set a generation's outcome: ``completed``, ``failed`` or ``aborted``."""
         with self._lock:
-            self._runs[index].update(outcome=outcome, file=file)
-            self._write({"op": "finish", "index": index, "outcome": outcome, "file": file})
+            ended = time.time()
+            self._runs[index].update(outcome=outcome, file=file, ended=ended)
+            self._write({"op": "finish", "index": index, "outcome": outcome, "file": file, "ended": ended})
 
     def event(self, name: str) -> None:
         """Count a named event (e.g. ``settings_overwritten``)."""
@@ -109,6 +113,8 @@ class Ledger:
         """``{"total", "completed", "failed", "aborted", "interrupted", "by_prompt", "by_seed",
         "by_client_id", "by_model", "events", "runs", "calls"}``; counts are of generations that
         started (``interrupted``: still running when an earlier process of the server died);
+        each run has its ``started`` and ``ended`` wall-clock times (``time.time()``; ``ended`` is
+        ``None`` while it runs), so a bench can tell how long the server itself was busy;
         ``calls`` maps each session id to the functions it ran, in the order they started."""
         with self._lock:
             runs = [dict(r) for r in self._runs]

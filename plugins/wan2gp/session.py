@@ -36,6 +36,7 @@ from .compat import FastClient, end_jobs
 from .connection import ApiCache, ServerInfo, UploadCache, build_client, close_client, fetch_server_info
 from .flow import SIGNATURES
 from .signals import prepare_ssl_context
+from .turns import Turns
 
 __all__ = ["PooledClient", "close_pooled", "Wan2GPSession", "ServerLimiter", "MIN_INTERVAL_ENV", "min_interval"]
 
@@ -136,6 +137,8 @@ class Wan2GPSession:
         self._busy: set[PooledClient] = set()
         self._closed = False
         self.limiter = ServerLimiter(options.max_sessions, min_interval())
+        #: Jobs queue their tasks here one at a time, in submission order (:mod:`.turns`).
+        self.turns = Turns()
         self.api_cache = ApiCache(options.cache_dir)
         prepare_ssl_context(options.verify_tls)  # while the server answers (for the gradio sessions)
         self.server: ServerInfo = fetch_server_info(self.http, self.url, credentials,
@@ -206,7 +209,8 @@ class Wan2GPSession:
         parameter = self.api.parameter(name, "model_choice")
         return str(parameter.default) if parameter and parameter.default else None
 
-    def _closed_error(self) -> BackendConnectionError:
+    def closed_error(self) -> BackendConnectionError:
+        """The error of a call on this session after :meth:`close`."""
         return BackendConnectionError(f"{self.shown_url}: the session is closed", endpoint=self.shown_url)
 
     def _wait_for_slot(self, timeout: float | None) -> bool:
@@ -218,7 +222,7 @@ class Wan2GPSession:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
             if self._closed:
-                raise self._closed_error()
+                raise self.closed_error()
             left = _CLOSE_CHECK if deadline is None else min(_CLOSE_CHECK, deadline - time.monotonic())
             if self.limiter.slots.acquire(timeout=max(0.0, left)):  # never -1: that gives up at once
                 return True
@@ -237,7 +241,7 @@ class Wan2GPSession:
         try:
             with self._lock:
                 if self._closed:  # closed while this thread waited: no new gradio session on it
-                    raise self._closed_error()
+                    raise self.closed_error()
                 if not fresh:
                     self._await_finishing()
                 pooled = self._idle.pop() if self._idle and not fresh else None
@@ -249,7 +253,7 @@ class Wan2GPSession:
                     self._busy.add(pooled)
             if closed:
                 close_pooled(pooled)
-                raise self._closed_error()
+                raise self.closed_error()
             self.limiter.pace()
             return pooled
         except BaseException:
@@ -303,6 +307,7 @@ class Wan2GPSession:
             while any(p.finishing for p in self._busy) and (remaining := deadline - time.monotonic()) > 0:
                 self._lock.wait(remaining)
             self._closed = True
+            self.turns.close()
             clients = self._idle + list(self._busy)
             self._idle.clear()
         for pooled in clients:

@@ -192,3 +192,27 @@ def test_pool_queue_places_oldest_first_without_blocking_and_honours_exclusion()
     assert isinstance(only, PoolTicket) and queue.wait_idle(B, timeout=0) is False
     queue.leave(again)
     assert queue.wait_idle(B, timeout=0)
+
+
+def test_soonest_start_binds_late_one_ready_job_behind_the_running_one() -> None:
+    """With slots to spare, a server gets a third job only once one of its two ended: the others
+    wait in the pool's queue for whichever server frees first."""
+    usable = [Candidate(url=A, capacity=4, order=0), Candidate(url=B, capacity=4, order=1)]
+    queue = PoolQueue(SoonestStart(), lambda: (list(usable), list(usable)))
+    tickets = [queue.enter(_request()) for _ in range(6)]
+    assert [t.member for t in tickets] == [A, B, A, B, None, None]
+    assert queue.snapshot() == (2, {A: 2, B: 2})
+    queue.leave(tickets[1])  # B frees first: the oldest waiting job goes there, not to A
+    assert tickets[4].member == B and tickets[5].member is None
+    eager = PoolQueue(SoonestStart(ready=None), lambda: (list(usable), list(usable)))
+    assert all(eager.enter(_request()).granted for _ in range(8))  # every slot used at once
+    none_ready = SoonestStart(ready=0)
+    assert none_ready.choose(_request(), [Candidate(url=A, capacity=4, in_flight=1)]) is None
+    assert "ready=0" in repr(none_ready)
+
+
+@pytest.mark.parametrize("ready", [-1, 1.5, True, "2"])
+def test_soonest_start_refuses_a_bad_ready_count(ready: Any) -> None:
+    with pytest.raises(vidbridge.InvalidRequestError) as caught:
+        SoonestStart(ready=ready)
+    assert caught.value.field == "ready" and ">= 0" in caught.value.allowed
