@@ -162,7 +162,6 @@ def bench_job_overhead(url: str, reps: int) -> dict[str, Any]:
     import gradio_client
     import vidbridge
     from baseline_gradio import BaselineFlow
-    from vidbridge.plugins.mock_backend import reset_counter
 
     out = fresh_dir("job")
     client = vidbridge.Client(cache_dir=fresh_dir("jobcache"))
@@ -717,8 +716,6 @@ def bench_pool(jobs: int, servers: int = 4, steps: int = 10, step_delay: float =
 
 
 def server_busy(urls: list[str]) -> dict[str, Any]:
-    from vidbridge.plugins.mock_backend import read_counter
-
     """How long the servers themselves spent on the generations they ran, from the mock's counter
     (each run's ``started``/``ended``): the work no client can schedule away.
 

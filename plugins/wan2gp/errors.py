@@ -28,7 +28,7 @@ from vidbridge import (
 
 from .compat import AppError, GradioAuthenticationError, QueueError, TooManyRequestsError
 
-__all__ = ["translate", "OPAQUE_MARKER", "cancelled", "refuses_load"]
+__all__ = ["translate", "OPAQUE_MARKER", "cancelled"]
 
 #: gradio's text for an exception it does not show (``show_error=False``, WanGP's setting).
 OPAQUE_MARKER = "upstream Gradio app has raised an exception"
@@ -36,12 +36,6 @@ OPAQUE_MARKER = "upstream Gradio app has raised an exception"
 # Reveals nothing that should not be printed: gradio_client messages never contain our secrets,
 # but URLs may carry userinfo; strip it defensively.
 _USERINFO = re.compile(r"(https?://)[^/@\s]+@")
-
-
-def refuses_load(error: BaseException) -> bool:
-    """Whether ``error`` is the running server saying it is too busy (HTTP 429, a full queue):
-    waiting helps, a fresh gradio session does not, so its retries are the whole budget."""
-    return isinstance(error, RateLimitedError) or (isinstance(error, TransientServerError) and error.busy)
 
 
 def _clean(text: str) -> str:

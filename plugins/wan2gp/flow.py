@@ -47,7 +47,7 @@ from vidbridge.backend import redact_url, retrying
 from . import compat
 from .api import ApiSurface, EndpointNotFound, Signature, update_value
 from .catalog import family_of
-from .errors import cancelled, refuses_load, translate
+from .errors import cancelled, translate
 from .recovery import output_stem
 from .gallery import GalleryFormatError, GalleryItem, parse_gallery
 from .payload import FormPlan, media_value, plan_form, validate_for_model
@@ -55,7 +55,7 @@ from .payload import FormPlan, media_value, plan_form, validate_for_model
 if TYPE_CHECKING:  # pragma: no cover
     from .session import PooledClient, Wan2GPSession
 
-__all__ = ["SIGNATURES", "WanGPFlow", "Restart", "prepare", "not_usable"]
+__all__ = ["SIGNATURES", "WanGPFlow", "Restart", "prepare", "not_usable", "needs_fresh_session"]
 
 log = logging.getLogger("vidbridge.plugins.wan2gp")
 
@@ -127,6 +127,24 @@ class _CallFailed(Exception):
         super().__init__(str(error))
         self.error = error
         self.joined = joined
+
+
+def needs_fresh_session(error: VidbridgeError, *, may_have_queued: bool) -> bool:
+    """The one rule for continuing a job, before ``process_tasks``, on a fresh gradio session:
+    only when the one it has cannot be used any more.
+
+    * the server lost this session's state (WanGP's "has been restarted"); a server that went
+      down is the same case, told by a probe (:meth:`WanGPFlow.step`);
+    * a call that may have queued the task failed in a retryable way: repeating it could queue
+      the task twice, and whatever an abandoned session holds never runs.
+
+    Transient errors that outlast their retries while the server runs (a 502, a reset, a 429, a
+    full queue) are raised instead: a fresh session would only be more attempts, and
+    ``retry_attempts`` is the number of attempts of a call.
+    """
+    if isinstance(error, JobFailedError) and _RESTARTED in str(error):
+        return True
+    return may_have_queued and error.retryable
 
 
 def not_usable(session: Wan2GPSession, exc: EndpointNotFound) -> JobFailedError:
@@ -241,16 +259,15 @@ class WanGPFlow:
         return cancelled(self.session.url, False)
 
     def step(self, step: str, api_name: str, *args: Any, before_queue: bool = True,
-             interruptible: bool = True, restart_when_exhausted: bool = True) -> tuple[Any, list[str]]:
+             interruptible: bool = True) -> tuple[Any, list[str]]:
         """An idempotent call, retried on transient errors (429 Retry-After honoured) within one
-        request deadline; cancel ends the retries (``interruptible``).
+        request deadline: ``retry_attempts`` attempts in all. Cancel ends the retries
+        (``interruptible``).
 
-        :raises Restart: ``before_queue`` and the server is down or has lost this gradio
-            session's state (it restarted), or (``restart_when_exhausted``) transient errors
-            outlasted the retries while the server runs: the caller continues on a fresh session
-            (nothing queued on this one can run: ``process_tasks`` is never called on it). A
-            server that says it is too busy (429, a full queue) is not asked again on a fresh
-            session: ``retry_attempts`` stays the number of attempts of the call.
+        :raises Restart: ``before_queue`` and this gradio session cannot be used any more (see
+            :func:`needs_fresh_session`): the caller continues on a fresh one.
+        :raises TransportError: the retries ran out while the server runs (a fresh session would
+            only be more attempts).
         :raises JobCancelledError: cancelled while waiting to retry.
         """
         options = self.session.options
@@ -272,11 +289,7 @@ class WanGPFlow:
                 raise Restart(error) from None
             raise error from None
         except JobFailedError as exc:
-            if before_queue and _RESTARTED in str(exc):
-                raise Restart(exc) from None
-            raise
-        except TransportError as exc:
-            if before_queue and restart_when_exhausted and not refuses_load(exc):
+            if before_queue and needs_fresh_session(exc, may_have_queued=False):
                 raise Restart(exc) from None
             raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -385,29 +398,24 @@ class WanGPFlow:
         """``process_prompt_and_add_tasks``: queues the task in this gradio session.
 
         Repeated here only when the server refused the call itself (HTTP 429/503 on the queue
-        join, so no event exists). Any other failure may have queued the task: the session is
-        abandoned (:class:`Restart`), so that task can never run; so is it when the refusals
-        outlast the attempts.
+        join, so no event exists): ``retry_attempts`` attempts in all, then the refusal is raised.
+        Any other transient failure may have queued the task: the session is abandoned
+        (:class:`Restart`), so that task can never run.
         """
         options = self.session.options
-        try:
-            for attempt in retrying(attempts=self.attempts(), deadline=options.request_deadline(),
-                                    stop_event=self.stop, on_stop=self._cancelled):
-                with attempt:
-                    try:
-                        _, messages = self._attempt("queueing the task", add, *args)
-                        return messages
-                    except _CallFailed as failed:
-                        error = failed.error
-                        if isinstance(error, JobFailedError) and _RESTARTED in str(error):
-                            raise Restart(error) from None
-                        refused = isinstance(error, (RateLimitedError, TransientServerError)) and \
-                            getattr(error, "status_code", 429) in (429, 503) and not failed.joined
-                        if error.retryable and not refused:
-                            raise Restart(error) from None  # it may be queued: never repeated here
-                        raise error from None  # refused (retried) or not retryable (raised)
-        except (RateLimitedError, TransientServerError) as error:
-            raise Restart(error) from None  # refused every time
+        for attempt in retrying(attempts=self.attempts(), deadline=options.request_deadline(),
+                                stop_event=self.stop, on_stop=self._cancelled):
+            with attempt:
+                try:
+                    _, messages = self._attempt("queueing the task", add, *args)
+                    return messages
+                except _CallFailed as failed:
+                    error = failed.error
+                    refused = isinstance(error, (RateLimitedError, TransientServerError)) and \
+                        getattr(error, "status_code", 429) in (429, 503) and not failed.joined
+                    if needs_fresh_session(error, may_have_queued=not refused):
+                        raise Restart(error) from None  # it may be queued: never repeated here
+                    raise error from None  # refused (retried) or not retryable (raised)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def clear_queue(self) -> None:
@@ -471,7 +479,7 @@ class WanGPFlow:
             # Never abandoned for a fresh session on transient errors: the display it may have
             # turned on is turned off only by this session's process_tasks.
             activated, _ = self.step("activating the status feed", self.endpoint("activate_status"),
-                                     interruptible=False, restart_when_exhausted=False)
+                                     interruptible=False)
         except TransportError as exc:
             # Retries ran out while the server runs: the task is queued, so process_tasks still
             # follows (it also turns off a display this call may have turned on). Only the

@@ -109,7 +109,8 @@ class Wan2GPJob:
         preparation continues on a fresh gradio session once the server answers again (within
         ``connect_timeout x retry_attempts``). Anything this job may have queued on an abandoned
         session never runs: only ``process_tasks`` runs a session's queue, and it is never called
-        there.
+        there. The server's jobs queue their tasks one at a time, in the order they got here
+        (:mod:`.turns`).
 
         :raises InvalidRequestError: before any network call.
         :raises RejectedError: the server refused the task (nothing is left queued).

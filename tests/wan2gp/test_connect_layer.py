@@ -42,16 +42,21 @@ def test_a_connect_recovers_within_its_attempts(vidbridge_mock: Any, tmp_path: P
     assert faults.list_faults(vidbridge_mock.url) == []  # both refusals were spent, the third attempt connected
 
 
-@pytest.mark.parametrize("attempts", [1, 3])
+@pytest.mark.parametrize(("attempts", "fault", "message"), [
+    (1, "503:route=join,count=99,retry_after=0", "queue is full"),
+    (3, "503:route=join,count=99,retry_after=0", "queue is full"),
+    # a plain 502 too: no second round on a fresh gradio session while the server runs
+    (3, "502:route=join,count=99", "502"),
+])
 def test_retry_attempts_is_the_number_of_attempts_of_a_retried_call(vidbridge_mock: Any, tmp_path: Path,
-                                                                   attempts: int) -> None:
+                                                                   attempts: int, fault: str, message: str) -> None:
     # every queue join refused: the job's first call (an idempotent read) is retried, then fails
     with Client(cache_dir=tmp_path, retry_attempts=attempts) as client:
         session = client.connect(Endpoint(url=vidbridge_mock.url, backend="wan2gp"))
         faults.reset_counter(vidbridge_mock.url)
-        faults.add_faults(vidbridge_mock.url, "503:route=join,count=99,retry_after=0")
+        faults.add_faults(vidbridge_mock.url, fault)
         job = session.submit(prompt="refused joins", model="t2v", frames=17, steps=1, output_dir=tmp_path / "out")
-        with pytest.raises(TransientServerError, match="queue is full"):
+        with pytest.raises(TransientServerError, match=message):
             job.result(timeout=120)
     assert _attempts_seen(vidbridge_mock.url, 99) == attempts
     assert faults.read_counter(vidbridge_mock.url)["total"] == 0  # nothing generated

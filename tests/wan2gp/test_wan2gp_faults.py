@@ -14,6 +14,7 @@ import pytest
 
 from vidbridge import GenerationRequest
 from vidbridge.plugins.mock_backend import faults
+from vidbridge.plugins.wan2gp import plugin
 
 from wan2gp_helpers import run_job
 
@@ -169,28 +170,31 @@ def test_a_status_feed_that_cannot_be_activated_costs_the_progress_not_the_job(
     assert _runs(mock.url, "no status feed") == 1
 
 
-def test_a_step_before_the_queue_that_outlasts_its_retries_continues_on_a_fresh_session(
+def test_a_step_before_the_queue_that_outlasts_its_retries_fails_after_exactly_its_attempts(
         mock: Any, connect: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The soak's last failures: ``save_inputs`` answering 502 on every retry (the server runs).
-    Nothing of the job can run on that gradio session yet, so the job continues on a fresh one
-    and completes, generated once."""
+    """``save_inputs`` answering 502 on every retry while the server runs: ``retry_attempts`` is
+    the number of attempts, on one gradio session (a fresh session would only be more attempts).
+    Nothing was queued, so nothing is generated; the next job on the same session completes."""
     from vidbridge import TransientServerError
     from vidbridge.plugins.wan2gp.flow import WanGPFlow
 
     real = WanGPFlow.call
     refused: list[int] = []
 
-    def refuse_the_first_session(self: Any, step: str, *args: Any, **kwargs: Any) -> Any:
-        if step == "saving the form" and len(refused) < self.attempts():
+    def refuse_every_save(self: Any, step: str, *args: Any, **kwargs: Any) -> Any:
+        if step == "saving the form" and self.job_id == "f":
             refused.append(id(self.pooled))
             raise TransientServerError(f"{step}: HTTP 502", endpoint=mock.url)
         return real(self, step, *args, **kwargs)
 
-    session = connect(mock.url, retry_attempts=2)
-    monkeypatch.setattr(WanGPFlow, "call", refuse_the_first_session)
-    [artifact], _ = run_job(session, _t2v("fresh session after 502s"), tmp_path, "f")
-    assert len(refused) == 2 and len(set(refused)) == 1  # every retry on the first session
-    assert artifact.size > 0 and _runs(mock.url, "fresh session after 502s") == 1
+    session = connect(mock.url, retry_attempts=3)
+    monkeypatch.setattr(WanGPFlow, "call", refuse_every_save)
+    with pytest.raises(TransientServerError, match="HTTP 502"):
+        plugin.vidbridge_submit(session=session, request=_t2v("502 every time"), job_id="f")
+    assert len(refused) == 3 and len(set(refused)) == 1  # exactly its attempts, one session
+    assert _runs(mock.url, "502 every time") == 0
+    [artifact], _ = run_job(session, _t2v("after the 502s"), tmp_path, "g")
+    assert artifact.size > 0 and _runs(mock.url, "after the 502s") == 1
 
 
 def test_a_gallery_and_a_look_up_both_unanswered_once_are_asked_again(
