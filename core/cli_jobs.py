@@ -21,7 +21,10 @@ from __future__ import annotations
 import argparse
 import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import VidbridgeError
 
 __all__ = ["add_jobs_commands"]
 
@@ -136,7 +139,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .cli import ExitCode, _completed, _failed, _finish, credentials_from_args
-    from .errors import NotAttachableError
+    from .errors import NotAttachableError, VidbridgeError
     from .progress import ProgressDisplay
 
     document: dict[str, Any] = {"status": None, "backend": None, "endpoint": None, "job_id": args.job_id,
@@ -156,9 +159,21 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                     document["artifacts"] = [artifact.to_summary() for artifact in job.artifacts]
             _completed(document, job, artifacts)
     except Exception as exc:
+        if "resubmit=True" in str(exc) and isinstance(exc, VidbridgeError):
+            _say_it_in_cli_terms(exc, args.job_id)
         return _failed(args, document, exc, status="interrupted" if isinstance(exc, NotAttachableError) else None)
     _finish(args, document)
     return ExitCode.OK
+
+
+def _say_it_in_cli_terms(exc: VidbridgeError, job_id: str) -> None:
+    """The core names the Python option (``resubmit=True``); here it is a flag."""
+    from .errors import InvalidRequestError
+
+    exc.message = exc.message.replace("resubmit=True", f"vidbridge jobs resume {job_id} --resubmit")
+    exc.args = (exc.message,)
+    if isinstance(exc, InvalidRequestError) and exc.allowed:
+        exc.allowed = exc.allowed.replace("resubmit=True", "--resubmit")
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:

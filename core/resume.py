@@ -130,9 +130,9 @@ def resume(client: Client, job_id: str, *, resubmit: bool = False, output_dir: s
     if record.status == Phase.COMPLETED.value and verified(record.artifacts):
         return _completed(client, record, chosen, job_options)
     if record.status in FINISHED_STATUSES and record.status != Phase.COMPLETED.value and not resubmit:
-        raise InvalidRequestError(f"{job_id} is {record.status}: there is nothing to resume (resubmit=True, "
-                                  "or vidbridge jobs resume --resubmit, runs it again)", field="job_id",
-                                  allowed="an unfinished, interrupted or completed job, or --resubmit")
+        raise InvalidRequestError(f"{job_id} is {record.status}: there is nothing to resume (resubmit=True "
+                                  "runs it again)", field="job_id",
+                                  allowed="an unfinished, interrupted or completed job, or resubmit=True")
     if record.status not in FINISHED_STATUSES or record.status == Phase.COMPLETED.value:
         # completed but its files are gone or changed: its reference may still name them on the server
         try:
@@ -142,9 +142,8 @@ def resume(client: Client, job_id: str, *, resubmit: bool = False, output_dir: s
             if record.status != Phase.COMPLETED.value:
                 ledger.mark_interrupted(job_id, exc.to_dict(), message)
             if not resubmit:
-                raise NotAttachableError(f"{message} (resume it with resubmit=True, or vidbridge jobs resume "
-                                         f"{job_id} --resubmit, to run it again)", endpoint=exc.endpoint,
-                                         reason=exc.reason) from exc
+                raise NotAttachableError(f"{message} (resume it with resubmit=True to run it again)",
+                                         endpoint=exc.endpoint, reason=exc.reason) from exc
             log.warning("%s; submitting it again (attempt %d)", message, record.attempt + 1)
     return _submit_again(client, record, attempt=record.attempt + 1, output_dir=destination,
                          credentials=credentials, job_options=job_options)

@@ -304,7 +304,7 @@ class Wan2GPJob:
         """The server runs but its gallery did not answer: the output, if it was written, is still
         found under its own name (never regenerate what exists); a name every candidate folder
         answered "no such file" for means no output yet (``[]``); None: no telling answer."""
-        lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders)
+        lookup = find_output(self.session, self.flow.output_stem, self.session.output_folders, stop=self.flow.stop)
         if lookup.item is None and not lookup.answered:
             return None
         log.info("%s: %s: the gallery did not answer; by its name the output is %s",

@@ -31,6 +31,7 @@ import enum
 import logging
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -130,11 +131,14 @@ class Lookup:
     answered: bool
 
 
-def find_output(session: Wan2GPSession, stem: str, folders: list[str], *, tries: int = 4) -> Lookup:
+def find_output(session: Wan2GPSession, stem: str, folders: list[str], *, tries: int = 4,
+                stop: threading.Event | None = None) -> Lookup:
     """The served file named ``stem`` (any output extension). A candidate whose probe gets no
-    telling answer (transient errors) is asked again, up to ``tries`` times, with a short back-off."""
+    telling answer (transient errors) is asked again, up to ``tries`` times, with a short back-off.
+    Setting ``stop`` (the job's cancel) ends the back-off at once: the look-up is then unclear."""
     from .attach import probe
 
+    stop = stop or threading.Event()
     answered = True
     for path, kind, mime in candidate_paths(stem, folders):
         item = GalleryItem(path=path, kind=kind, orig_name=path.rsplit("/", 1)[-1], mime_type=mime)
@@ -142,8 +146,8 @@ def find_output(session: Wan2GPSession, stem: str, folders: list[str], *, tries:
             found = probe(session, item)
             if found is not None:
                 break
-            if attempt + 1 < tries:
-                time.sleep(min(0.25 * 2 ** attempt, 2.0))
+            if attempt + 1 < tries and stop.wait(min(0.25 * 2 ** attempt, 2.0)):
+                return Lookup(None, False)
         if found:
             return Lookup(item, True)
         answered = answered and found is False
@@ -248,16 +252,17 @@ def recover(job: Wan2GPJob, gone: ServerGone) -> list[GalleryItem]:
         session.wait_until_up(session.options.connect_deadline(), gone, stop_event=job.flow.stop)
     except ServerGone:
         back = False
-    snapshot = job.state.snapshot()
-    if snapshot.cancel_requested:
-        raise cancelled(session.url, snapshot.server_stopped) from None
     restarted: bool | None = None
     if back:
         # Refused, then answering: a new process, unless both app_ids are known and equal.
         after = server_identity(session)
         restarted = before is None or after is None or before != after
     stem = job.flow.output_stem
-    lookup = find_output(session, stem, session.output_folders) if back and stem else Lookup(None, False)
+    lookup = (find_output(session, stem, session.output_folders, stop=job.flow.stop) if back and stem
+              else Lookup(None, False))
+    snapshot = job.state.snapshot()
+    if snapshot.cancel_requested:
+        raise cancelled(session.url, snapshot.server_stopped) from None
     item = lookup.item
     # A new process serving the file: was it written to the end, or cut by the crash?
     partial = item is not None and restarted is True and whole_output(session, item) is False

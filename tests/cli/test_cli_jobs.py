@@ -131,7 +131,9 @@ def test_generate_killed_mid_generation_is_found_resumed_and_resubmitted(mock: A
 
     code, resumed = vb("jobs", "resume", job_id)
     assert resumed["status"] == "interrupted" and resumed["error"]["reason"] == "session_bound", resumed
-    assert code == ExitCode.ERROR and "--resubmit" in resumed["error"]["message"]
+    message = resumed["error"]["message"]
+    assert code == ExitCode.ERROR and f"vidbridge jobs resume {job_id} --resubmit" in message, message
+    assert "resubmit=True" not in message  # the CLI says it as a flag
     code, shown = vb("jobs", "show", job_id)
     assert shown["status"] == "interrupted" and shown["error"]["reason"] == "session_bound"
 

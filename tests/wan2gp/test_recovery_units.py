@@ -3,6 +3,7 @@ MockTransport for our own HTTP calls)."""
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -79,6 +80,21 @@ def test_a_look_up_cut_by_transient_errors_proves_no_absence() -> None:
     assert unclear == recovery.Lookup(None, False)
     assert decide(Evidence(back=True, restarted=True, named=True, found=False,
                            answered=unclear.answered)) is Decision.OUTPUT_POSSIBLE
+
+
+def test_a_cancel_ends_the_look_up_back_off_at_once_and_leaves_it_unclear() -> None:
+    """The job's stop event is set while a probe gets no telling answer: no further back-off or
+    probe (it used to sleep up to 3.75 s per candidate), and the result proves nothing."""
+    asked: list[str] = []
+    stop = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        stop.set()  # cancelled while this probe was on its way
+        return httpx.Response(503)
+
+    lookup = recovery.find_output(_session(handler), "s", ["/srv/out"], tries=4, stop=stop)
+    assert lookup == recovery.Lookup(None, False) and len(asked) == 1
 
 
 def test_server_identity_reads_the_app_id_or_says_none() -> None:

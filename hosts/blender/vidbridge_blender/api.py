@@ -150,15 +150,16 @@ def run_pending(timeout: float | None = None) -> bool:
     """Pump job events on the calling (main) thread until every job of this session has landed
     in the Sequencer; for scripts and ``blender -b`` farm runs, where timers do not fire.
 
-    Returns True when every one of them completed and got its strips; False when any failed, was
-    cancelled, or ``timeout`` seconds passed first (the jobs go on).
+    Returns True when every job that landed since the previous call (those that landed before
+    this one was called included: a timer may have pumped them) completed and got its strips;
+    False when any failed or was cancelled, or ``timeout`` seconds passed first (the jobs go on,
+    and a later call judges them).
     """
     from . import pump
 
     if not lifecycle.has_runner():
         return True
     current = lifecycle.runner()
-    tokens = current.outstanding()
     deadline = None if timeout is None else time.monotonic() + timeout
     while current.outstanding():
         left = None if deadline is None else deadline - time.monotonic()
@@ -167,7 +168,7 @@ def run_pending(timeout: float | None = None) -> bool:
         pump.pump(timeout=0.2 if left is None else min(0.2, left))  # a short wait on the queue, no sleep
     pump.pump(timeout=0)
     ok = True
-    for token in tokens:
+    for token in current.take_landed():
         _scene, entry = find_entry(token)
         ok = ok and entry is not None and entry.phase == "completed" and bool(entry.strip_name)
     return ok

@@ -58,6 +58,7 @@ class Runner:
         self._cancel_wanted: set[str] = set()  # cancelled before the job existed
         self._threads: set[threading.Thread] = set()
         self._open: set[str] = set()          # tokens whose end has not been pumped yet
+        self._unchecked: set[str] = set()     # landed, but no run_pending has looked at them yet
         self._closed = False
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -70,7 +71,15 @@ class Runner:
     def landed(self, token: str) -> None:
         """The main thread handled ``token``'s end."""
         with self._lock:
-            self._open.discard(token)
+            if token in self._open:
+                self._open.discard(token)
+                self._unchecked.add(token)
+
+    def take_landed(self) -> set[str]:
+        """Tokens that landed since the last call (how each ended is for the caller to judge)."""
+        with self._lock:
+            taken, self._unchecked = self._unchecked, set()
+            return taken
 
     def busy(self) -> bool:
         """True while any job is open, any worker runs or any event waits."""
