@@ -37,7 +37,7 @@ from vidbridge import (
 from vidbridge.backend import redact_url
 
 from . import compat
-from .attach import file_url, status_from
+from .attach import status_from
 from .errors import cancelled, translate
 from .feed import changes_for
 from .flow import Restart, WanGPFlow, prepare
@@ -118,43 +118,36 @@ class Wan2GPJob:
         flow = self.flow
         plan, model, save = prepare(self.session, self.request)
         flow.model = model
-        # In line from here, so that the time a new gradio session takes does not reorder jobs.
-        with self.session.turns.line_up(flow.stop, self._stopped_waiting) as place:
-            flow.pooled = self.session.acquire(timeout=None)
-            flow.pooled.jobs += 1
-            try:
-                place.wait()
-                self._queue(plan, model, save)
-            except BaseException as exc:
-                if flow.pooled is not None:
-                    # Cancelled part-way: what the gradio session holds is unknown, so it is not reused.
-                    self.session.release(flow.pooled, broken=isinstance(exc, (BackendConnectionError,
-                                                                              JobCancelledError)))
-                raise
-        self._consumer = threading.Thread(target=self._consume, name=f"wan2gp-{self.job_id}", daemon=True)
-        self._consumer.start()
-
-    def _queue(self, plan: Any, model: str, save: str) -> None:
-        """Queue the task; on :class:`Restart`, again on a fresh gradio session once the server
-        answers (at most ``retry_attempts`` restarts, within the connect deadline)."""
-        flow = self.flow
         deadline = self.session.options.connect_deadline()  # for the server to answer again after a restart
         restarts = 0
         while True:
-            try:
-                flow.queue_task(plan, model, save)
-                return
-            except Restart as restart:
-                restarts += 1
-                log.info("%s: continuing %s on a fresh gradio session (%s)", redact_url(self.session.url),
-                         self.job_id, restart.error)
-                self.session.release(flow.pooled, broken=True)
-                flow.pooled = None
-                if restarts > flow.attempts():
-                    raise restart.error from None
-                self.session.wait_until_up(deadline, restart.error, stop_event=flow.stop)
-                flow.pooled = self.session.acquire(timeout=None, fresh=True)
+            # In line before taking a gradio session: opening one takes time, and must not reorder jobs.
+            with self.session.turns.line_up(flow.stop, self._stopped_waiting) as place:
+                flow.pooled = self.session.acquire(timeout=None, fresh=restarts > 0)
                 flow.pooled.jobs += 1
+                try:
+                    place.wait()
+                    flow.queue_task(plan, model, save)
+                    break
+                except Restart as restart:
+                    error = restart.error
+                except BaseException as exc:
+                    # Cancelled part-way: what the gradio session holds is unknown, so it is not reused.
+                    self.session.release(flow.pooled, broken=isinstance(exc, (BackendConnectionError,
+                                                                              JobCancelledError)))
+                    raise
+            # Out of the line while the server comes back: the jobs behind this one wait for it
+            # side by side, not one deadline after the other.
+            restarts += 1
+            log.info("%s: continuing %s on a fresh gradio session (%s)", redact_url(self.session.url),
+                     self.job_id, error)
+            self.session.release(flow.pooled, broken=True)
+            flow.pooled = None
+            if restarts > flow.attempts():
+                raise error from None
+            self.session.wait_until_up(deadline, error, stop_event=flow.stop)
+        self._consumer = threading.Thread(target=self._consume, name=f"wan2gp-{self.job_id}", daemon=True)
+        self._consumer.start()
 
     def _stopped_waiting(self) -> VidbridgeError:
         """Why this job stopped waiting for its turn: the session closed, or it was cancelled."""
