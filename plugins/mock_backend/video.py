@@ -6,7 +6,7 @@ byte-identical file while another seed or prompt gives other pixels. Input media
 output so a test can tell the modes apart: the start image is the first frame (and fades into the
 pattern), the end image is the last frame, reference images are pasted as thumbnails in the top
 left corner, a control video's first frame is blended into every frame, and an audio file's hash
-draws a stripe along the bottom edge.
+draws a stripe along the bottom edge and sets the pitch of the AAC soundtrack muxed into the MP4.
 
 Encoding is kept cheap and reproducible: libx264 ``ultrafast``, one thread, short GOP.
 """
@@ -128,6 +128,8 @@ def write_video(path: Path, settings: dict[str, Any], *, width: int, height: int
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "g": "16", "threads": "1", "bf": "0"}
         stream.thread_count = 1
+        # Every stream exists before the first packet: the header is written then.
+        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if media.audio else None
         for index in range(frames):
             frame = av.VideoFrame.from_ndarray(painter.frame(index), format="rgb24")
             frame.pts = index
@@ -135,7 +137,29 @@ def write_video(path: Path, settings: dict[str, Any], *, width: int, height: int
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None and media.audio:
+            _mux_audio(container, sound, file_digest(media.audio), seconds=frames / fps)
     return path
+
+
+AUDIO_RATE = 16_000  # Hz, mono: what a speech-driven model's soundtrack needs
+
+
+def _mux_audio(container: Any, stream: Any, digest: bytes, *, seconds: float) -> None:
+    """An AAC soundtrack as long as the video: a tone whose pitch comes from the input audio's
+    hash (WanGP's audio-driven models put the driving audio into their MP4)."""
+    size = stream.codec_context.frame_size or 1024
+    total = max(size, int(seconds * AUDIO_RATE))
+    pitch = 220.0 + 2.0 * digest[0]
+    for start in range(0, total, size):
+        t = (np.arange(start, start + size) / AUDIO_RATE).astype(np.float32)
+        samples = (0.2 * np.sin(2 * np.pi * pitch * t)).astype(np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_RATE, start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def write_image(path: Path, settings: dict[str, Any], *, width: int, height: int,

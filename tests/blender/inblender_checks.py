@@ -189,6 +189,32 @@ def _():
     return token
 
 
+@check("audio_becomes_a_sound_strip")
+def _():
+    import wave
+
+    import vidbridge_blender as vb
+
+    scene = bpy.context.scene
+    voice = os.path.join(TMP, "voice.wav")
+    with wave.open(voice, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x10" * 16000)
+    token = vb.generate(prompt="a singer on a stage", frames=17, steps=1, url=URL, audio=voice, frame_start=300)
+    assert vb.run_pending(timeout=180), [(e.phase, e.error) for e in scene.vidbridge_jobs]
+    entry = next(e for e in scene.vidbridge_jobs if e.token == token)
+    mine = [s for s in strips_of(scene) if s.get("vidbridge_job_id") == entry.job_id]
+    by_type = {s.type: s for s in mine}
+    assert sorted(by_type) == ["MOVIE", "SOUND"], [(s.type, s.name) for s in mine]
+    movie, sound = by_type["MOVIE"], by_type["SOUND"]
+    assert sound.frame_start == movie.frame_start == 300 and sound.channel > movie.channel
+    assert sound.sound.samplerate == 16000, sound.sound.samplerate
+    assert sound["vidbridge_sha256"] == movie["vidbridge_sha256"]  # one file, both strips
+    return f"{movie.name} on {movie.channel}, {sound.name} on {sound.channel}"
+
+
 @check("cancel")
 def _():
     import vidbridge_blender as vb

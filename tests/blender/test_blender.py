@@ -28,8 +28,9 @@ INSTALL = HERE / "install_extension.py"
 RESTART = HERE / "inblender_restart.py"
 SKIP = os.environ.get("VIDBRIDGE_SKIP_BLENDER") == "1"
 EXPECTED = {"import_is_cheap", "enable_addon", "preferences", "test_connection_health", "generate_operator",
-            "scripting_api", "cancel", "server_down_is_a_report", "invalid_request_is_a_report",
-            "active_image_strip_is_the_start_image", "jobs_survive_reopen_and_resume", "resume_a_ledger_job_not_in_the_file", "panels_registered", "unregister_leaves_no_thread"}
+            "scripting_api", "audio_becomes_a_sound_strip", "cancel", "server_down_is_a_report",
+            "invalid_request_is_a_report", "active_image_strip_is_the_start_image", "jobs_survive_reopen_and_resume",
+            "resume_a_ledger_job_not_in_the_file", "panels_registered", "unregister_leaves_no_thread"}
 
 pytestmark = pytest.mark.integration
 

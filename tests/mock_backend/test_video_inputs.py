@@ -104,6 +104,30 @@ def test_video_with_inputs_decodes_to_the_requested_frames(tmp_path: Path) -> No
     assert np.abs(frames[-1].astype(int) - [10, 250, 10]).mean() < 12  # lossy, but clearly the end image
 
 
+def test_an_audio_input_becomes_the_videos_soundtrack(tmp_path: Path) -> None:
+    """As WanGP's audio-driven models: the MP4 carries an AAC track as long as the video, its
+    pitch set by the input file (another file, another track); without audio, no track."""
+    voices = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for index, voice in enumerate(voices):
+        voice.write_bytes(b"RIFF fake audio bytes %d" % index)
+    tracks = []
+    for voice in voices:
+        out = write_video(tmp_path / f"{voice.stem}.mp4", SETTINGS, width=W, height=H, frames=N, fps=16,
+                          media=MediaInputs(audio=str(voice)))
+        with av.open(str(out)) as container:
+            assert [s.type for s in container.streams] == ["video", "audio"]
+            samples = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+        with av.open(str(out)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == N
+        rate = 16_000
+        assert abs(len(samples) / rate - N / 16) < 0.1 and np.abs(samples).max() > 0.05  # as long, audible
+        tracks.append(samples[:4096])
+    assert not np.allclose(tracks[0], tracks[1], atol=1e-3)
+    silent = write_video(tmp_path / "none.mp4", SETTINGS, width=W, height=H, frames=N, fps=16)
+    with av.open(str(silent)) as container:
+        assert [s.type for s in container.streams] == ["video"]
+
+
 def test_image_models_write_a_png_with_the_settings(tmp_path: Path) -> None:
     path = write_image(tmp_path / "img.png", SETTINGS, width=W, height=H,
                        media=MediaInputs(start_image=_png(tmp_path / "s.png", (1, 2, 3))))

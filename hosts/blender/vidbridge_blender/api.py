@@ -30,15 +30,17 @@ def active_image_strip_path(scene: Any) -> str | None:
 
 def generate(prompt: str, *, negative_prompt: str = "", model: str | None = None, frames: int | None = 17,
              resolution: str | None = None, seed: int | None = None, steps: int | None = None,
-             preset: str | None = None, image_start: str | None = None, url: str | None = None,
-             output_dir: str | None = None, scene: Any = None, frame_start: int | None = None,
-             channel: int | None = None, timeout: float | None = None) -> str:
+             preset: str | None = None, image_start: str | None = None, audio: str | None = None,
+             url: str | None = None, output_dir: str | None = None, scene: Any = None,
+             frame_start: int | None = None, channel: int | None = None, timeout: float | None = None) -> str:
     """Queue a generation whose strips land in ``scene`` (default: the current one); returns the
     job's token at once (the vidbridge job id follows in the job entry, ``scene.vidbridge_jobs``).
 
     The strip's frame (default: the current frame) and channel (default: the lowest one free
     over the job's frames) are chosen now. Empty values mean the server's defaults; ``model``
     defaults to the preferences' default model, ``url`` to the first server of the preferences.
+    ``audio`` (a file; ``//`` paths are relative to the .blend) drives an audio-driven model; a
+    video that comes back with a soundtrack also gets a sound strip, on the next free channel.
 
     :raises vidbridge.InvalidRequestError: the request is invalid (before any network call).
     """
@@ -50,7 +52,8 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | None = None
     optional = {"negative_prompt": negative_prompt or None, "model": model or config.default_model or None,
                 "frames": frames or None, "resolution": resolution or None,
                 "seed": None if seed is None or seed < 0 else seed, "steps": steps or None,
-                "preset": preset or None, "image_start": bpy.path.abspath(image_start) if image_start else None}
+                "preset": preset or None, "image_start": bpy.path.abspath(image_start) if image_start else None,
+                "audio": bpy.path.abspath(audio) if audio else None}
     fields.update({key: value for key, value in optional.items() if value is not None})
     request = GenerationRequest(**fields)  # validation only: no network, raises InvalidRequestError
     target = (url or config.urls[0]).strip()
