@@ -27,6 +27,7 @@ def outputs() -> dict[str, dict]:
     commands = {
         "soak": [sys.executable, str(BENCH / "soak.py"), "--jobs", "3", "--json"],
         "run": [sys.executable, str(BENCH / "run.py"), "--only", "status_call", "--json"],
+        "pool": [sys.executable, str(BENCH / "run.py"), "--only", "pool", "--quick", "--json"],
     }
     running = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                for name, cmd in commands.items()}
@@ -76,3 +77,14 @@ def test_sampled_figures_report_their_spread() -> None:
     assert figure["vidbridge"] == 2.0 and figure["baseline"] == 2.0 and figure["ratio"] == 1.0
     assert figure["min_ratio"] == 0.5 and figure["max_vidbridge"] == 3.0 and figure["max_baseline"] == 4.0
     assert figure["paired_ratios"] == [0.5, 0.5, 1.5]
+
+
+def test_run_only_pool_keys_and_invariants(outputs: dict[str, dict]) -> None:
+    pool = outputs["pool"]["pool"]
+    for key in ("ratio", "client_cpu_ms_per_job", "baseline_cpu_ms_per_job", "peak_threads", "ratio_to_server_busy"):
+        assert key in pool, key
+    assert pool["failed"] == 0 and pool["baseline_failed"] == 0
+    assert sum(pool["spread"]) == pool["jobs"] == pool["server_busy"]["runs"] == pool["baseline_server_busy"]["runs"]
+    # every run happened inside the makespan: no schedule beats the servers' own busy time
+    assert pool["ratio_to_server_busy"] >= 1.0 and pool["baseline_ratio_to_server_busy"] >= 1.0
+    assert pool["server_busy"]["per_job_s"] >= pool["generation_seconds"]  # the steps alone take that long
