@@ -29,7 +29,7 @@ from ..gallery import GalleryItem
 from ..state import JobSnapshot, JobState
 from .channel import ToolError
 from .session import McpSession
-from .settings import plan, settings_for
+from .settings import keep_known, plan, settings_for
 
 __all__ = ["McpJob", "BUSY", "POLL_INTERVAL", "snapshot_changes", "job_ref", "attach", "fetch_outputs"]
 
@@ -108,14 +108,17 @@ class McpJob:
     # -- submit ------------------------------------------------------------------------------------
 
     def prepare(self) -> dict[str, Any]:
-        """The settings to send, validated against the server's defaults and schema (no upload).
+        """The settings to send, validated against the server's defaults and schema (no upload,
+        no generation: only the cached ``wangp_get_default_settings`` / ``wangp_get_model_schema``).
 
-        :raises InvalidRequestError: a field the model does not allow.
+        :raises InvalidRequestError: a settings key the server does not know, a field the model
+            does not allow.
         """
         assert self.request is not None
         form = plan(self.request, None if self.request.model or self.request.settings_file else
                     self.session.default_model())
         defaults = self.session.model_info("wangp_get_default_settings", str(form.model))
+        keep_known(form, self.request.settings, defaults, str(form.model))
         schema = self.session.model_info("wangp_get_model_schema", str(form.model))
         self.model = str(form.model)
         settings = settings_for(form, defaults, schema)
