@@ -1,10 +1,10 @@
 """Unknown ``settings=`` keys on WanGP's MCP face: refused locally, before any upload or generation,
-as on the web UI face; unknown keys of a settings file dropped with a log line, as there.
-Against the mock's MCP face (a real local server, the real SDK)."""
+as on the web UI face (a settings file's unknown keys, dropped on both faces, are tested in
+``test_integration.py::test_settings_json_import``). Against the mock's MCP face (a real local
+server, the real SDK)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -83,17 +83,3 @@ def test_preset_keys_are_known() -> None:
     from vidbridge.plugins.wan2gp.mcp.settings import PLUGIN_KEYS
 
     assert all(key in PLUGIN_KEYS for preset in PRESETS.values() for key in preset.values)
-
-
-def test_unknown_settings_file_key_is_dropped_with_a_log_line(vidbridge_mock_mcp: Any, connect: Any, tmp_path: Path,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
-    exported = tmp_path / "settings.json"
-    exported.write_text(json.dumps({"model_type": "t2v", "prompt": "from file", "video_length": 21,
-                                    "num_inference_steps": 1, "seed": 5, "unknown_future_key": 1}))
-    session = connect(vidbridge_mock_mcp.url)
-    with caplog.at_level("INFO", logger="vidbridge.plugins.wan2gp"):
-        artifacts, handle = run_job(session, GenerationRequest(prompt="override", settings_file=exported),
-                                    tmp_path, "file")
-    assert "unknown_future_key" not in handle.settings_sent and handle.settings_sent["video_length"] == 21
-    assert "'unknown_future_key'" in caplog.text and "ignored" in caplog.text
-    assert artifacts[0].provenance.seed == 5
