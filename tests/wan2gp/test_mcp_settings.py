@@ -64,7 +64,8 @@ def test_a_key_with_no_close_match_lists_every_allowed_key(vidbridge_mock_mcp: A
 def test_client_submit_refuses_on_the_hosts_thread(vidbridge_mock_mcp: Any, tmp_path: Path) -> None:
     import vidbridge
 
-    with vidbridge.Client(ledger=tmp_path / "jobs.sqlite3") as client, client.connect(vidbridge_mock_mcp.url) as session:
+    with vidbridge.Client(ledger=tmp_path / "jobs.sqlite3") as client, \
+            client.connect(vidbridge_mock_mcp.url) as session:
         with pytest.raises(InvalidRequestError, match="guidance_scale"):
             session.submit(prompt="x", model="t2v", frames=17, settings={"guidance_scal": 4}, output_dir=tmp_path)
     assert "wangp_generate" not in faults.read_counter(vidbridge_mock_mcp.url)["calls"].get("mcp", [])
