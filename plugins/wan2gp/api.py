@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from vidbridge import InvalidRequestError
 
-__all__ = ["Parameter", "Signature", "ApiSurface", "EndpointNotFound", "update_value"]
+__all__ = ["Parameter", "Signature", "ApiSurface", "EndpointNotFound", "update_value", "refuse_unknown"]
 
 _SUFFIX = re.compile(r"^(?P<base>/.+?)(?:_(?P<n>\d+))?$")
 
@@ -26,6 +26,23 @@ _SUFFIX = re.compile(r"^(?P<base>/.+?)(?:_(?P<n>\d+))?$")
 # the same rule to line up outputs with component ids.
 _SKIPPED_TYPES = frozenset({"state", "row", "column", "tabs", "tab", "tabitem", "box", "form", "accordion",
                             "group", "interpretation", "dataset", "sidebar"})
+
+
+def refuse_unknown(values: Iterable[str], known: Iterable[str], *, field: str, lacks: str, everything: str) -> None:
+    """Refuse the first name of ``values`` that is not in ``known``, suggesting close matches.
+
+    :param lacks: what is missing, before the name (``"the server's form has no field"``).
+    :param everything: what is allowed when no known name is close.
+    :raises InvalidRequestError: ``field`` is ``"<field>.<name>"``; ``allowed`` lists the close
+        matches, else ``everything``.
+    """
+    known = list(known)
+    for name in values:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=4, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise InvalidRequestError(f"{field}.{name}: {lacks} {name!r}{hint}", field=f"{field}.{name}",
+                                      allowed=", ".join(close) if close else everything)
 
 
 class EndpointNotFound(LookupError):
@@ -259,15 +276,8 @@ class ApiSurface:
         :raises InvalidRequestError: naming the first unknown field.
         """
         known = [p.name for p in self.parameters(api_name)]
-        for name in values:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=4, cutoff=0.6)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise InvalidRequestError(
-                    f"{field}.{name}: the server's form has no field {name!r}{hint}",
-                    field=f"{field}.{name}",
-                    allowed=", ".join(close) if close else f"one of the {len(known)} form fields of {api_name}",
-                )
+        refuse_unknown(values, known, field=field, lacks="the server's form has no field",
+                       everything=f"one of the {len(known)} form fields of {api_name}")
 
     def defaults(self, api_name: str) -> dict[str, Any]:
         """Each parameter's default (``None`` where the server declares none)."""

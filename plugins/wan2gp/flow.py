@@ -50,7 +50,7 @@ from .catalog import family_of
 from .errors import cancelled, translate
 from .recovery import output_stem
 from .gallery import GalleryFormatError, GalleryItem, parse_gallery
-from .payload import FormPlan, media_value, plan_form, validate_for_model
+from .payload import FormPlan, drop_unknown, media_value, plan_form, validate_for_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from .session import PooledClient, Wan2GPSession
@@ -164,11 +164,7 @@ def prepare(session: Wan2GPSession, request: GenerationRequest) -> tuple[FormPla
     except EndpointNotFound as exc:
         raise not_usable(session, exc) from None
     session.api.check_known(save, request.settings)
-    known = {p.name for p in session.api.parameters(save)}
-    for name in [n for n in plan.values if n not in known]:
-        # Keys of an imported settings file this server does not have (another WanGP version).
-        log.info("settings file key %r is not a field of this server's form; ignored", name)
-        plan.values.pop(name)
+    drop_unknown(plan, (p.name for p in session.api.parameters(save)))
     model = plan.model or session.default_model()
     if not model:
         raise InvalidRequestError("model: the server does not say which model it runs; name one", field="model")

@@ -9,9 +9,10 @@ component and server version.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from gradio_client import handle_file
 
@@ -20,11 +21,19 @@ from vidbridge import GenerationRequest, InvalidRequestError
 from .api import ApiSurface
 from .catalog import PRESETS, family_of, frame_rule, is_image_family
 
-__all__ = ["FormPlan", "load_settings_file", "plan_form", "validate_for_model", "SETTINGS_META_KEYS"]
+__all__ = ["FormPlan", "load_settings_file", "plan_form", "validate_for_model", "drop_unknown",
+           "SETTINGS_META_KEYS", "MEDIA_FIELDS"]
+
+log = logging.getLogger("vidbridge.plugins.wan2gp")
 
 #: Keys of an exported settings file that are not form fields.
 SETTINGS_META_KEYS = frozenset({"model_type", "settings_version", "type", "activated_loras", "custom_settings",
                                 "model_filename", "base_model_type"})
+
+
+#: Settings naming input media: a local path given there is uploaded like a typed input.
+MEDIA_FIELDS = frozenset({"image_start", "image_end", "image_refs", "video_guide", "video_source", "audio_guide",
+                          "video_mask", "image_guide", "image_mask"})
 
 
 @dataclass
@@ -126,10 +135,19 @@ def plan_form(request: GenerationRequest) -> FormPlan:
     values.update(request.settings)
     # Media given through settings as local paths are uploaded like typed ones.
     for name in list(values):
-        if name in ("image_start", "image_end", "image_refs", "video_guide", "video_source", "audio_guide",
-                    "video_mask", "image_guide", "image_mask") and isinstance(values[name], (str, Path)):
+        if name in MEDIA_FIELDS and isinstance(values[name], (str, Path)):
             media[name] = [Path(values.pop(name))]
     return FormPlan(model=model, values=values, media=media)
+
+
+def drop_unknown(plan: FormPlan, known: Iterable[str]) -> None:
+    """Drop the plan's values the server does not know, logging each: after the request's own
+    ``settings`` were refused by name, these come from an imported settings file (another WanGP
+    version's keys)."""
+    known = set(known)
+    for name in [n for n in plan.values if n not in known]:
+        log.info("settings file key %r is not a field this server knows; ignored", name)
+        plan.values.pop(name)
 
 
 def validate_for_model(plan: FormPlan, model: str, resolutions: tuple[Any, ...] | None) -> None:

@@ -88,40 +88,70 @@ def test_model_switch_to_another_family_and_lora_causvid(vidbridge_mock: Any, co
     assert sent["loras_multipliers"] == "0.7"
 
 
-def test_settings_json_import(vidbridge_mock: Any, connect: Any, tmp_path: Path) -> None:
+def test_settings_json_import(face_mock: Any, connect: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A settings file's values are sent under the request's own; its keys the server does not know
+    (another WanGP version's) are dropped with a log line on both faces, never refused."""
     exported = tmp_path / "settings.json"
     exported.write_text(json.dumps({"model_type": "t2v", "settings_version": 2.74, "type": "Wan2.1 t2v",
                                     "prompt": "from file", "video_length": 21, "num_inference_steps": 2,
                                     "seed": 5, "unknown_future_key": 1}))
-    session = connect(vidbridge_mock.url)
-    artifacts, handle = run_job(session, GenerationRequest(prompt="override", settings_file=exported), tmp_path, "imp")
+    session = connect(face_mock.url)
+    with caplog.at_level("INFO", logger="vidbridge.plugins.wan2gp"):
+        artifacts, handle = run_job(session, GenerationRequest(prompt="override", settings_file=exported),
+                                    tmp_path, "imp")
     assert handle.settings_sent["video_length"] == 21 and handle.settings_sent["prompt"] == "override"
+    assert "unknown_future_key" not in handle.settings_sent and "'unknown_future_key'" in caplog.text
     assert artifacts[0].provenance.seed == 5
-
-
-def test_server_side_validation_becomes_rejected_error(vidbridge_mock: Any, connect: Any) -> None:
-    session = connect(vidbridge_mock.url)
-    with pytest.raises(RejectedError) as info:
-        plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="x", model="i2v", frames=17),
-                                job_id="rej")
-    assert "Start Image" in (info.value.server_message or "")
-
-
-def test_invalid_requests_are_refused_before_the_network(vidbridge_mock: Any, connect: Any) -> None:
-    session = connect(vidbridge_mock.url)
-    before = faults.read_counter(vidbridge_mock.url)
-    with pytest.raises(InvalidRequestError, match="frames"):
-        plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="x", frames=18), job_id="bad")
-    with pytest.raises(InvalidRequestError, match="num_inference_steps"):
-        plugin.vidbridge_submit(session=session, request=GenerationRequest(
-            prompt="x", settings={"num_inference_step": 3}), job_id="bad2")
-    assert faults.read_counter(vidbridge_mock.url) == before
 
 
 @pytest.fixture(params=["gradio", "mcp"])
 def face_mock(request: pytest.FixtureRequest) -> Any:
     """The mock's Gradio face or its MCP face (``.../mcp``): a scenario taking it runs on both."""
     return request.getfixturevalue("vidbridge_mock" if request.param == "gradio" else "vidbridge_mock_mcp")
+
+
+def _is_mcp(session: Any) -> bool:
+    return getattr(session, "face", None) == "mcp"
+
+
+def _mcp_tools_called(url: str) -> list[str]:
+    """The MCP tools the mock at ``url`` answered since its counter was zeroed, in order."""
+    return list(faults.read_counter(url)["calls"].get("mcp", []))
+
+
+def test_server_side_validation_becomes_rejected_error(face_mock: Any, connect: Any) -> None:
+    """An i2v request without its start image is refused by WanGP's own validation: a RejectedError
+    with WanGP's text. The web UI refuses it in the submit's call; on the MCP face
+    ``wangp_generate(wait=False)`` answers before WanGP validates, so the refusal (an error of stage
+    ``validation`` in the job's record, as the recording shows for a missing model_type) ends the
+    job instead: the status hook raises it."""
+    session = connect(face_mock.url)
+    request = GenerationRequest(prompt="x", model="i2v", frames=17)
+    with pytest.raises(RejectedError) as info:
+        handle = plugin.vidbridge_submit(session=session, request=request, job_id="rej")
+        assert _is_mcp(session), "the web UI face refuses in the submit"
+        follow(handle, "rej")
+    assert "Start Image" in (info.value.server_message or "")
+    assert faults.read_counter(face_mock.url)["total"] == 0  # nothing was generated
+
+
+def test_invalid_requests_are_refused_before_the_network(face_mock: Any, connect: Any) -> None:
+    """Refused locally, before anything is generated. The web UI face checks with the API
+    description read at connect; the MCP face reads the model's defaults and schema from the
+    server first (cached), so "before the network" there means: no upload, no ``wangp_generate``."""
+    session = connect(face_mock.url)
+    before = faults.read_counter(face_mock.url)
+    with pytest.raises(InvalidRequestError, match="frames"):
+        plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="x", frames=18), job_id="bad")
+    with pytest.raises(InvalidRequestError, match="num_inference_steps") as info:
+        plugin.vidbridge_submit(session=session, request=GenerationRequest(
+            prompt="x", settings={"num_inference_step": 3}), job_id="bad2")
+    assert info.value.field == "settings.num_inference_step"
+    after = faults.read_counter(face_mock.url)
+    assert after["total"] == before["total"] == 0
+    if _is_mcp(session):
+        assert set(_mcp_tools_called(face_mock.url)) <= {
+            "wangp_get_deepy_template_settings", "wangp_get_default_settings", "wangp_get_model_schema"}
 
 
 def test_cancel_during_generation(face_mock: Any, connect: Any) -> None:
@@ -179,12 +209,22 @@ def test_close_releases_threads(vidbridge_mock: Any, connect: Any, http: Any, tm
     assert not leftover, sorted(thread.name for thread in leftover)
 
 
-def test_server_killed_mid_job_then_reconnects(vidbridge_mock_subprocess: Any, connect: Any, tmp_path: Path) -> None:
-    """Killed and not back within the connect deadline: the job is lost, but its process may still
-    be generating somewhere this client cannot see, so an output stays possible (no resubmit)."""
-    from vidbridge import JobLostError, JobStatus
+@pytest.fixture(params=["gradio", "mcp"])
+def face_subprocess(request: pytest.FixtureRequest, vidbridge_mock_subprocess_factory: Any) -> Any:
+    """A mock in a child process (which the test may kill and restart) serving the Gradio face or
+    the MCP face."""
+    return vidbridge_mock_subprocess_factory(mcp=request.param == "mcp")
 
-    server = vidbridge_mock_subprocess
+
+def test_server_killed_mid_job_then_reconnects(face_subprocess: Any, connect: Any, tmp_path: Path) -> None:
+    """Killed and not back within the connect deadline: the job is lost, but its process may still
+    be generating somewhere this client cannot see, so an output stays possible (no resubmit).
+    On the MCP face the job's record lived in the killed server's memory (the README: job ids
+    survive a client restart, not a server restart), so after the restart it cannot be attached
+    either; the same session serves a new job on both faces."""
+    from vidbridge import JobLostError, JobRef, JobStatus, NotAttachableError
+
+    server = face_subprocess
     faults.set_options(server.url, step_delay=0.2)
     session = connect(server.url, request_timeout=5, connect_timeout=4)
     handle = plugin.vidbridge_submit(session=session, request=GenerationRequest(prompt="doomed", frames=17, steps=50),
@@ -194,10 +234,17 @@ def test_server_killed_mid_job_then_reconnects(vidbridge_mock_subprocess: Any, c
         current = plugin.vidbridge_status(handle=handle, current=current, wait=5)
         if current.phase is not Phase.QUEUED:
             break
+    ref = plugin.vidbridge_job_ref(session=session, handle=handle)
     server.kill()
     with pytest.raises(JobLostError) as info:
         follow(handle, "k")
     assert server.url.rstrip("/") in str(info.value) and info.value.output_possible
     server.restart()
+    if _is_mcp(session):
+        assert ref and ref["mcp_job"]
+        with pytest.raises(NotAttachableError) as gone:
+            plugin.vidbridge_attach(session=session, ref=JobRef(job_id="k", backend="wan2gp", endpoint=server.url,
+                                                                data=ref))
+        assert gone.value.reason == "gone"
     artifacts, _ = run_job(session, GenerationRequest(prompt="again", frames=17, steps=1), tmp_path, "k2")
     assert artifacts

@@ -30,5 +30,6 @@ def run_job(session: Any, request: GenerationRequest, tmp_path: Path, job_id: st
     out = tmp_path / job_id
     out.mkdir()
     artifacts = plugin.vidbridge_fetch(session=session, handle=handle, destination=out, progress=lambda *_: None)
-    assert handle.settled.wait(30), "the job's gradio session was never given back"
+    if hasattr(handle, "settled"):  # a web UI job borrows a pooled gradio session; an MCP job none
+        assert handle.settled.wait(30), "the job's gradio session was never given back"
     return artifacts, handle

@@ -127,7 +127,7 @@ class Channel:
         :raises ToolError: the tool failed (WanGP's message).
         :raises BackendConnectionError: the session is closed or the server cannot be reached.
         """
-        if self._client is None or self._loop.is_closed():
+        if self.closed:
             raise BackendConnectionError(f"the MCP session to {self.url} is closed", endpoint=self.url)
         wait = timeout or self.timeout
         try:
@@ -143,6 +143,11 @@ class Channel:
             raise BackendConnectionError(f"{tool} on {self.url} failed: {type(exc).__name__}: {exc}",
                                          endpoint=self.url) from exc
         return tool_result(tool, result)
+
+    @property
+    def closed(self) -> bool:
+        """True once the session ended: closed, or its server went away (the SDK ends it then)."""
+        return self._client is None or self._loop.is_closed()
 
     def close(self) -> None:
         """End the SDK session and its loop thread (idempotent)."""

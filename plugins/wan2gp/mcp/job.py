@@ -4,12 +4,18 @@
 by polling ``wangp_get_job`` (the face pushes nothing). Events map onto the normalised phases:
 ``started`` -> starting, ``status`` "Loading ..." -> loading_model, ``progress`` / ``preview``
 with ``current_step`` -> inferring, ``status`` "... Decoding" -> decoding; a finished record is
-completed (its ``gallery_items`` are the outputs), failed (every error with its stage kept in
-the message) or cancelled (every error a cancellation).
+completed (its ``gallery_items`` are the outputs), rejected (every error of stage
+``validation``: WanGP refused the settings before generating; :class:`~vidbridge.RejectedError`
+with its message), failed (every error with its stage kept in the message) or cancelled (every
+error a cancellation).
 
 A second ``wangp_generate`` while one runs is refused ("already has a generation in
 progress"): the job waits and asks again; it is never reported as failed for that. A submit
 that fails in transit is not repeated (it may have started a generation).
+
+A server that stops answering while a job runs is asked again until the connect deadline; a job
+it no longer knows (it restarted: job records live in its memory), or a server not back in time,
+is :class:`~vidbridge.JobLostError` with ``output_possible`` (never resubmitted).
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from vidbridge import (Artifact, GenerationRequest, JobCancelledError, JobFailedError, JobRef, JobStatus,
-                       NotAttachableError, OutputRef, Phase, Provenance, RejectedError, VidbridgeError)
+from vidbridge import (Artifact, BackendConnectionError, GenerationRequest, JobCancelledError, JobFailedError,
+                       JobLostError, JobRef, JobStatus, NotAttachableError, OutputRef, Phase, Provenance,
+                       RejectedError, VidbridgeError)
 from vidbridge.backend import download_verified, redact_url
 
 from ..attach import status_from
@@ -29,13 +36,14 @@ from ..gallery import GalleryItem
 from ..state import JobSnapshot, JobState
 from .channel import ToolError
 from .session import McpSession
-from .settings import plan, settings_for
+from .settings import keep_known, plan, settings_for
 
 __all__ = ["McpJob", "BUSY", "POLL_INTERVAL", "snapshot_changes", "job_ref", "attach", "fetch_outputs"]
 
 BUSY = "already has a generation in progress"
 POLL_INTERVAL = 0.2  # seconds between wangp_get_job calls (the face pushes nothing)
 EVENT_LIMIT = 50
+RECONNECT_INTERVAL = 0.5  # seconds between wangp_get_job calls while the server does not answer
 
 
 def _phase_of_status(text: str, current: Phase) -> Phase:
@@ -76,6 +84,9 @@ def _outcome(record: dict[str, Any], endpoint: str) -> tuple[list[GalleryItem], 
     errors = [e for e in result.get("errors") or () if isinstance(e, dict)]
     if errors and all(e.get("cancelled") or e.get("stage") == "cancelled" for e in errors):
         return [], JobCancelledError("WanGP cancelled the generation", endpoint=endpoint, server_stopped=True)
+    if errors and all(e.get("stage") == "validation" for e in errors):  # refused before generating
+        text = "; ".join(str(e.get("message")) for e in errors)
+        return [], RejectedError(f"WanGP refused the request: {text}", endpoint=endpoint, server_message=text)
     if errors or not result.get("success", False):
         text = "; ".join(f"{e.get('stage') or 'error'}: {e.get('message')}" for e in errors) or "no outputs"
         return [], JobFailedError(f"WanGP job {record.get('job_id')} failed ({text})", endpoint=endpoint)
@@ -108,14 +119,17 @@ class McpJob:
     # -- submit ------------------------------------------------------------------------------------
 
     def prepare(self) -> dict[str, Any]:
-        """The settings to send, validated against the server's defaults and schema (no upload).
+        """The settings to send, validated against the server's defaults and schema (no upload,
+        no generation: only the cached ``wangp_get_default_settings`` / ``wangp_get_model_schema``).
 
-        :raises InvalidRequestError: a field the model does not allow.
+        :raises InvalidRequestError: a settings key the server does not know, a field the model
+            does not allow.
         """
         assert self.request is not None
         form = plan(self.request, None if self.request.model or self.request.settings_file else
                     self.session.default_model())
         defaults = self.session.model_info("wangp_get_default_settings", str(form.model))
+        keep_known(form, self.request.settings, defaults, str(form.model))
         schema = self.session.model_info("wangp_get_model_schema", str(form.model))
         self.model = str(form.model)
         settings = settings_for(form, defaults, schema)
@@ -173,11 +187,34 @@ class McpJob:
                         return
                 if self.stop.wait(POLL_INTERVAL) and self.state.snapshot().phase.is_terminal:
                     return
-                record = self.session.call("wangp_get_job", {"job_id": self.server_job, "event_limit": EVENT_LIMIT})
+                record = self._poll()
         except VidbridgeError as exc:
             self.state.fail(exc)
-        except ToolError as exc:  # the server forgot the job (it restarted)
-            self.state.fail(JobFailedError(f"WanGP lost job {self.server_job}: {exc.message}", endpoint=self._shown))
+        except ToolError as exc:  # the server forgot the job: it restarted (records live in its memory)
+            self.state.fail(JobLostError(
+                f"{self._shown}: WanGP no longer knows job {self.server_job} ({exc.message}): the server restarted; "
+                "an output the job made before that may be in its gallery", endpoint=self._shown,
+                output_possible=True))
+
+    def _poll(self) -> dict[str, Any]:
+        """``wangp_get_job``; while the server does not answer, asked again until the connect
+        deadline.
+
+        :raises JobLostError: the server did not answer again in time (``output_possible``: its
+            process may still be generating where this client cannot see it).
+        :raises ToolError: the server answers but no longer knows the job.
+        """
+        deadline = None
+        while True:
+            try:
+                return self.session.call("wangp_get_job", {"job_id": self.server_job, "event_limit": EVENT_LIMIT})
+            except BackendConnectionError as exc:
+                deadline = deadline or self.session.options.connect_deadline()
+                if deadline.expired or self.session.closed:
+                    raise JobLostError(f"{self._shown}: the server stopped answering during job {self.server_job} "
+                                       f"({exc}); it may still be generating", endpoint=self._shown,
+                                       output_possible=True) from exc
+                self.stop.wait(min(RECONNECT_INTERVAL, deadline.remaining()))
 
     # -- status, cancel, outputs ---------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """A connection to WanGP's MCP face: one SDK session, an HTTP client for media transfers, caches.
 
+The SDK session is opened again when the server went away and answers again (a restart).
 Credentials become headers on every request (WanGP's MCP has no authentication of its own; a
 reverse proxy in front of it may want an API key). Model defaults and schemas are cached per
 session; uploads are cached per file content (SHA-256), so one input goes to a server once.
@@ -44,8 +45,9 @@ class McpSession:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Any] = {}
         self._uploads: dict[str, str] = {}  # sha256 -> gallery id on this server
+        self._reopening = threading.Lock()
         try:
-            self.channel = Channel(self.mcp_url, headers=self.headers, timeout=options.connect_timeout)
+            self.channel = self._open()
         except BaseException:
             self.http.close()
             raise
@@ -54,9 +56,24 @@ class McpSession:
     def __repr__(self) -> str:
         return f"<McpSession {redact_url(self.mcp_url)}>"
 
+    def _open(self) -> Channel:
+        return Channel(self.mcp_url, headers=self.headers, timeout=self.options.connect_timeout)
+
+    def _live_channel(self) -> Channel:
+        """The SDK session, opened again when the last one ended because the server went away
+        (one attempt per call: the server answers statelessly, so a restarted one takes it).
+
+        :raises BackendConnectionError: the server still does not answer, or this session is closed.
+        """
+        with self._reopening:
+            if self.channel.closed and not self.closed:
+                self.channel.close()
+                self.channel = self._open()
+            return self.channel
+
     def call(self, tool: str, arguments: dict[str, Any], *, timeout: float | None = None) -> Any:
-        """One tool call (see :meth:`.channel.Channel.call`)."""
-        return self.channel.call(tool, arguments, timeout=timeout or self.options.request_timeout)
+        """One tool call (see :meth:`.channel.Channel.call`) on a live SDK session."""
+        return self._live_channel().call(tool, arguments, timeout=timeout or self.options.request_timeout)
 
     def model_info(self, tool: str, model: str) -> dict[str, Any]:
         """``tool(model_type=model)`` (default settings or schema), cached.
@@ -159,5 +176,6 @@ class McpSession:
         if self.closed:
             return
         self.closed = True
-        self.channel.close()
+        with self._reopening:  # a reopening under way ends first, so its channel is the one closed
+            self.channel.close()
         self.http.close()

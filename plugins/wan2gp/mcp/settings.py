@@ -4,6 +4,12 @@ The request's values are planned as on the web UI (:func:`..payload.plan_form`: 
 preset, typed fields, backend settings), laid over the server's own defaults for the model
 (``wangp_get_default_settings``) and checked against the model's schema
 (``wangp_get_model_schema``: frame rules) before anything is uploaded or generated.
+
+The MCP server takes any dict as settings and publishes no list of the keys it understands: the
+keys it knows for a model are taken to be those of its defaults for that model plus those
+vidbridge itself sets (:data:`PLUGIN_KEYS`). A request's own ``settings`` naming any other key is
+refused (:func:`keep_known`), as the web UI face refuses a name its form lacks; other keys of an
+imported settings file are dropped with a log line, as there.
 """
 
 from __future__ import annotations
@@ -12,9 +18,38 @@ from typing import Any, Mapping
 
 from vidbridge import GenerationRequest, InvalidRequestError
 
-from ..payload import FormPlan, plan_form
+from ..api import refuse_unknown
+from ..catalog import PRESETS
+from ..payload import MEDIA_FIELDS, FormPlan, drop_unknown, plan_form
 
-__all__ = ["plan", "check_frames", "settings_for"]
+__all__ = ["plan", "check_frames", "settings_for", "known_keys", "keep_known", "PLUGIN_KEYS"]
+
+#: The settings keys vidbridge sets from a request's typed fields, LoRAs, media and presets.
+PLUGIN_KEYS = frozenset({
+    "model_type", "prompt", "negative_prompt", "resolution", "video_length", "num_inference_steps",
+    "guidance_scale", "seed", "sample_solver", "loras_choices", "activated_loras", "loras_multipliers",
+    "image_prompt_type", "video_prompt_type", *MEDIA_FIELDS,
+    *(key for preset in PRESETS.values() for key in preset.values),
+})
+
+
+def known_keys(defaults: Mapping[str, Any]) -> frozenset[str]:
+    """The settings keys taken as known for a model: its defaults' keys and :data:`PLUGIN_KEYS`."""
+    return frozenset(defaults) | PLUGIN_KEYS
+
+
+def keep_known(form: FormPlan, settings: Mapping[str, Any], defaults: Mapping[str, Any], model: str) -> None:
+    """Refuse a key of the request's own ``settings`` the server does not know for ``model``;
+    drop (with a log line) the other unknown keys of ``form`` (an imported settings file's).
+
+    :raises InvalidRequestError: ``field`` ``settings.<key>``; ``allowed`` the close matches, else
+        every known key.
+    """
+    known = known_keys(defaults)
+    refuse_unknown(settings, sorted(known), field="settings",
+                   lacks=f"WanGP's MCP server knows no setting of {model} named",
+                   everything="one of " + ", ".join(sorted(known)))
+    drop_unknown(form, known)
 
 
 def plan(request: GenerationRequest, default_model: str | None) -> FormPlan:
