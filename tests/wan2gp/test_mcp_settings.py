@@ -84,3 +84,13 @@ def test_preset_keys_are_known() -> None:
     from vidbridge.plugins.wan2gp.mcp.settings import PLUGIN_KEYS
 
     assert all(key in PLUGIN_KEYS for preset in PRESETS.values() for key in preset.values)
+
+
+def test_a_wangp_setting_missing_from_the_models_defaults_is_still_known() -> None:
+    """12.60's defaults for a model name a few keys only; a genuine WanGP setting (a form field)
+    is not refused for being absent from them, a typo is."""
+    from vidbridge.plugins.wan2gp.mcp.settings import known_keys
+
+    known = known_keys({"prompt": "", "seed": -1})
+    assert {"RIFLEx_setting", "skip_steps_cache_type", "NAG_scale", "film_grain_intensity"} <= known
+    assert "num_inference_step" not in known and "tea_cache_setting" not in known  # not a 12.60 setting

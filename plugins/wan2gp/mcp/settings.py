@@ -6,8 +6,9 @@ preset, typed fields, backend settings), laid over the server's own defaults for
 (``wangp_get_model_schema``: frame rules) before anything is uploaded or generated.
 
 The MCP server takes any dict as settings and publishes no list of the keys it understands: the
-keys it knows for a model are taken to be those of its defaults for that model plus those
-vidbridge itself sets (:data:`PLUGIN_KEYS`). A request's own ``settings`` naming any other key is
+keys it knows for a model are taken to be those of its defaults for that model, WanGP 12.60's
+settings as its web UI names them (:data:`WANGP_SETTINGS`), and those vidbridge itself sets
+(:data:`PLUGIN_KEYS`). A request's own ``settings`` naming any other key is
 refused (:func:`keep_known`), as the web UI face refuses a name its form lacks; other keys of an
 imported settings file are dropped with a log line, as there.
 """
@@ -22,7 +23,7 @@ from ..api import refuse_unknown
 from ..catalog import PRESETS
 from ..payload import MEDIA_FIELDS, FormPlan, drop_unknown, plan_form
 
-__all__ = ["plan", "check_frames", "settings_for", "known_keys", "keep_known", "PLUGIN_KEYS"]
+__all__ = ["plan", "check_frames", "settings_for", "known_keys", "keep_known", "PLUGIN_KEYS", "WANGP_SETTINGS"]
 
 #: The settings keys vidbridge sets from a request's typed fields, LoRAs, media and presets.
 PLUGIN_KEYS = frozenset({
@@ -33,9 +34,47 @@ PLUGIN_KEYS = frozenset({
 })
 
 
+#: WanGP 12.60's settings as its web UI form names them (the fields of ``save_inputs``, less the
+#: form's own ``target``, ``client_id``, ``lset_name`` and ``mode``): the keys of a settings file,
+#: which ``wangp_generate`` takes as its ``source`` too. A model's defaults list only some of them.
+WANGP_SETTINGS = frozenset({
+    "image_mask_guide", "image_mode", "prompt", "alt_prompt", "negative_prompt", "resolution",
+    "video_length", "duration_seconds", "pause_seconds", "batch_size", "seed", "force_fps",
+    "num_inference_steps", "guidance_scale", "guidance2_scale", "guidance3_scale", "switch_threshold",
+    "switch_threshold2", "guidance_phases", "model_switch_phase", "alt_guidance_scale", "alt_scale",
+    "audio_guidance_scale", "audio_scale", "flow_shift", "sample_solver", "embedded_guidance_scale",
+    "repeat_generation", "multi_prompts_gen_type", "multi_images_gen_type", "skip_steps_cache_type",
+    "skip_steps_multiplier", "skip_steps_start_step_perc", "loras_choices", "loras_multipliers",
+    "image_prompt_type", "image_start", "image_end", "model_mode", "video_source",
+    "keep_frames_video_source", "input_video_strength", "video_guide_outpainting",
+    "video_guide_outpainting_ratio", "video_prompt_type", "image_refs", "frames_positions",
+    "video_guide", "video_guide2", "image_guide", "keep_frames_video_guide", "denoising_strength",
+    "masking_strength", "video_mask", "image_mask", "control_net_weight", "control_net_weight2",
+    "control_net_weight_alt", "motion_amplitude", "mask_expand", "audio_guide", "audio_guide2",
+    "custom_guide", "audio_source", "replace_voice_method", "replace_voice_sample",
+    "replace_voice_sample2", "audio_prompt_type", "speakers_locations", "sliding_window_size",
+    "sliding_window_overlap", "sub_parallel_window_size", "sub_parallel_window_overlap",
+    "sliding_window_color_correction_strength", "sliding_window_overlap_noise",
+    "sliding_window_discard_last_frames", "sliding_window_trim_first_frames",
+    "image_refs_relative_size", "remove_background_images_ref", "temporal_upsampling",
+    "spatial_upsampling", "film_grain_intensity", "film_grain_saturation", "postprocess_audio",
+    "postprocess_audio_prompt", "postprocess_audio_neg_prompt", "RIFLEx_setting", "NAG_scale",
+    "NAG_tau", "NAG_alpha", "perturbation_switch", "perturbation_layers", "perturbation_start_perc",
+    "perturbation_end_perc", "apg_switch", "cfg_star_switch", "cfg_zero_step", "prompt_enhancer",
+    "min_frames_if_references", "override_profile", "override_attention", "attention_sparsity",
+    "temperature", "custom_setting_1", "custom_setting_2", "custom_setting_3", "custom_setting_4",
+    "custom_setting_5", "custom_setting_slider_1", "custom_setting_slider_2", "custom_setting_slider_3",
+    "custom_setting_slider_4", "custom_setting_slider_5", "custom_setting_dropdown_1",
+    "custom_setting_dropdown_2", "custom_setting_dropdown_3", "custom_setting_dropdown_4",
+    "custom_setting_dropdown_5", "top_p", "top_k", "self_refiner_setting", "self_refiner_f_uncertainty",
+    "self_refiner_certain_percentage", "output_filename", "config",
+})
+
+
 def known_keys(defaults: Mapping[str, Any]) -> frozenset[str]:
-    """The settings keys taken as known for a model: its defaults' keys and :data:`PLUGIN_KEYS`."""
-    return frozenset(defaults) | PLUGIN_KEYS
+    """The settings keys taken as known for a model: its defaults' keys, WanGP's settings
+    (:data:`WANGP_SETTINGS`) and :data:`PLUGIN_KEYS`."""
+    return frozenset(defaults) | WANGP_SETTINGS | PLUGIN_KEYS
 
 
 def keep_known(form: FormPlan, settings: Mapping[str, Any], defaults: Mapping[str, Any], model: str) -> None:
