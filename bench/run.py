@@ -712,7 +712,8 @@ def bench_pool(jobs: int, servers: int = 4, steps: int = 10, step_delay: float =
             "baseline_cpu_ms_per_job": round(baseline_cpu * 1000 / jobs, 2),
             "baseline_makespan": round(baseline_makespan, 3), "peak_threads": threads.peak,
             "peak_threads_per_100_jobs": round(threads.peak * 100 / jobs, 1), "spread": list(spread.values()),
-            "failed": len(failures), "failures": failures[:5], "baseline_failed": len(baseline_failures)}
+            "failed": len(failures), "failures": failures[:5], "baseline_failed": len(baseline_failures),
+            "baseline_failures": baseline_failures[:5]}
 
 
 def server_busy(urls: list[str]) -> dict[str, Any]:
