@@ -202,9 +202,12 @@ def _():
         out.setsampwidth(2)
         out.setframerate(16000)
         out.writeframes(b"\x00\x10" * 16000)
-    token = vb.generate(prompt="a singer on a stage", frames=17, steps=1, url=URL, audio=voice, frame_start=300)
+    scene.frame_current = 300
+    # the Generate panel's operator, with its audio field (vb.generate(audio=...) is the same path)
+    assert bpy.ops.vidbridge.generate(prompt="a singer on a stage", frames=17, steps=1, url=URL,
+                                      audio=voice) == {"FINISHED"}
     assert vb.run_pending(timeout=180), [(e.phase, e.error) for e in scene.vidbridge_jobs]
-    entry = next(e for e in scene.vidbridge_jobs if e.token == token)
+    entry = scene.vidbridge_jobs[-1]
     mine = [s for s in strips_of(scene) if s.get("vidbridge_job_id") == entry.job_id]
     by_type = {s.type: s for s in mine}
     assert sorted(by_type) == ["MOVIE", "SOUND"], [(s.type, s.name) for s in mine]

@@ -37,6 +37,8 @@ class VIDBRIDGE_OT_generate(bpy.types.Operator):
     image_start: StringProperty(name="Start image", subtype="FILE_PATH",
                                 description="A start image file; empty: none (see use_active_strip)")
     use_active_strip: BoolProperty(name="Active image strip as start image", default=False)
+    audio: StringProperty(name="Audio", subtype="FILE_PATH",
+                          description="Drives an audio-driven model; empty: none")
     url: StringProperty(name="Server", description="Empty: the first server of the preferences")
     job_id: StringProperty(name="Job token", description="Set by the operator: the new job's token",
                            options={"SKIP_SAVE"})
@@ -52,7 +54,8 @@ class VIDBRIDGE_OT_generate(bpy.types.Operator):
             token = api.generate(self.prompt, negative_prompt=self.negative_prompt, model=self.model or None,
                                  frames=self.frames or None, resolution=self.resolution or None,
                                  seed=self.seed, steps=self.steps or None, preset=self.preset or None,
-                                 image_start=image, url=self.url or None, scene=context.scene)
+                                 image_start=image, audio=self.audio or None, url=self.url or None,
+                                 scene=context.scene)
         except Exception as exc:  # noqa: BLE001 - every failure is the artist's report
             self.report({"ERROR"}, _error_text(exc))
             return {"CANCELLED"}

@@ -11,10 +11,14 @@ import bpy
 from . import lifecycle, prefs
 from .props import INTERRUPTED, TERMINAL
 
-__all__ = ["draw_counts", "register", "unregister"]
+__all__ = ["draw_counts", "GENERATE_FIELDS", "register", "unregister"]
 
 #: panel -> times drawn (tests and the screenshot script check that drawing works)
 draw_counts: dict[str, int] = {"connection": 0, "generate": 0, "jobs": 0}
+
+#: The Generate panel's inputs, in the order drawn; each is also the operator's property.
+GENERATE_FIELDS = ("prompt", "negative_prompt", "model", "frames", "resolution", "seed", "steps", "preset",
+                   "image_start", "use_active_strip", "audio")
 
 
 class _Sidebar:
@@ -60,12 +64,10 @@ class VIDBRIDGE_PT_generate(_Sidebar, bpy.types.Panel):
         layout = self.layout
         inputs = context.scene.vidbridge_inputs
         col = layout.column()
-        for name in ("prompt", "negative_prompt", "model", "frames", "resolution", "seed", "steps", "preset",
-                     "image_start", "use_active_strip"):
+        for name in GENERATE_FIELDS:
             col.prop(inputs, name)
         op = layout.operator("vidbridge.generate", icon="RENDER_ANIMATION")
-        for name in ("prompt", "negative_prompt", "model", "frames", "resolution", "seed", "steps", "preset",
-                     "image_start", "use_active_strip"):
+        for name in GENERATE_FIELDS:
             setattr(op, name, getattr(inputs, name))
 
 

@@ -61,6 +61,8 @@ class VIDBRIDGE_PG_inputs(PropertyGroup):
     image_start: StringProperty(name="Start image", subtype="FILE_PATH",
                                 description="A start image file; empty: the active image strip, if any")
     use_active_strip: bpy.props.BoolProperty(name="Active image strip as start image", default=False)
+    audio: StringProperty(name="Audio", subtype="FILE_PATH",
+                          description="Drives an audio-driven model; the video comes back with it as its soundtrack")
     server_index: IntProperty(name="Server", default=0, min=0)
 
 

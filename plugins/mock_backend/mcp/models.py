@@ -40,7 +40,10 @@ def default_settings(model: Model) -> dict[str, Any]:
                     video_length=max(rules.default_frames, model.min_frames),
                     num_inference_steps=30, seed=-1, guidance_phases=1, guidance_scale=5,
                     sample_solver="unipc", flow_shift=5.0, repeat_generation=1,
-                    multi_prompts_gen_type="PG", model_type=model.model_type)
+                    multi_prompts_gen_type="PG")
+    if not rules.image:
+        settings["RIFLEx_setting"] = 0  # as 12.60 answers for t2v_1.3B (calls/04_get_default_settings_t2v.json)
+    settings["model_type"] = model.model_type
     return settings
 
 
