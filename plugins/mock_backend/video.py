@@ -137,8 +137,8 @@ def write_video(path: Path, settings: dict[str, Any], *, width: int, height: int
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-        if sound is not None and media.audio:
-            _mux_audio(container, sound, file_digest(media.audio), seconds=frames / fps)
+        if sound is not None:
+            _mux_audio(container, sound, file_digest(str(media.audio)), seconds=frames / fps)
     return path
 
 

@@ -58,20 +58,17 @@ def ensure_timer() -> None:
         bpy.app.timers.register(_timer, first_interval=0.05, persistent=True)
 
 
-def mark_unfinished() -> int:
+def mark_unfinished() -> None:
     """Offer the open file's unfinished jobs that this session does not follow for Resume
-    (``entry.resumable``); returns how many. Interrupted ones keep their message (why, and that
-    Resubmit runs them again)."""
+    (``entry.resumable``). Interrupted ones keep their message (why, and that Resubmit runs them
+    again)."""
     followed = runner().outstanding() if has_runner() else set()
-    marked = 0
     for scene in bpy.data.scenes:
         for entry in getattr(scene, "vidbridge_jobs", ()):
             if entry.phase not in TERMINAL and entry.token not in followed:
                 entry.resumable = True
                 if entry.phase != INTERRUPTED:
                     entry.message = "unfinished when the file was saved: Resume follows it again"
-                marked += 1
-    return marked
 
 
 @persistent

@@ -209,7 +209,8 @@ class McpJob:
             try:
                 return self.session.call("wangp_get_job", {"job_id": self.server_job, "event_limit": EVENT_LIMIT})
             except BackendConnectionError as exc:
-                deadline = deadline or self.session.options.connect_deadline()
+                if deadline is None:  # from the first unanswered poll
+                    deadline = self.session.options.connect_deadline()
                 if deadline.expired or self.session.closed:
                     raise JobLostError(f"{self._shown}: the server stopped answering during job {self.server_job} "
                                        f"({exc}); it may still be generating", endpoint=self._shown,
