@@ -18,6 +18,7 @@ import pytest
 
 import vidbridge
 from vidbridge import redaction
+from vidbridge.plugins.mock_backend.fixtures import vidbridge_mock_mcp, vidbridge_mock_mcp_server  # noqa: F401
 from vidbridge.plugins.wan2gp.connection import login
 
 pytestmark = pytest.mark.integration
@@ -140,3 +141,20 @@ def test_refused_login_logs_no_secret_and_keeps_nothing(auth_server: Any, tmp_pa
         vidbridge.connect(auth_server.url, credentials={"username": USER, "password": wrong},
                           cache_dir=tmp_path / "cache", retry_attempts=1)
     assert wrong not in _all_text(caplog) and len(redaction._registry) <= registered
+
+
+def test_mcp_face_debug_logging_has_no_secret(vidbridge_mock_mcp: Any, tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """The MCP face sends the token and headers on every SDK request and media transfer (for a
+    proxy in front of WanGP): with the mcp SDK's loggers at DEBUG too, no value reaches a log."""
+    for name in (*LOGGERS, "mcp", "mcp.client", "mcp.client.streamable_http"):
+        caplog.set_level(logging.DEBUG, logger=name or None)
+    credentials = vidbridge.Credentials(token=TOKEN, headers={HEADER_NAME: HEADER_VALUE})
+    with vidbridge.connect(vidbridge_mock_mcp.url, credentials=credentials, cache_dir=tmp_path / "cache", ledger=None) as session:
+        [artifact] = session.generate(prompt="canary prompt", model="t2v_1.3B", frames=5, steps=1,
+                                      output_dir=tmp_path)
+        assert artifact.path.is_file()
+    text = _all_text(caplog)
+    assert any(record.name.startswith("mcp") for record in caplog.records)  # the SDK did log
+    for secret in (TOKEN, HEADER_VALUE):
+        assert secret not in text, f"a secret ({len(secret)} characters) is in the log"
